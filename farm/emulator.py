@@ -1,0 +1,112 @@
+"""QEMU boards: "flashing" an emulated board is (re)starting QEMU with the ELF.
+
+The UART is a TCP server with ``wait=on``: QEMU does not start the guest until
+the farm has connected, so no byte of output is lost (DESIGN.md). ``-icount
+shift=N`` makes the guest clock follow executed instructions, so SysTick /
+mcycle counts are deterministic instruction counts rather than host-time noise.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+QEMU_BINARY = {
+    "mps2-an385": "qemu-system-arm",
+    "mps2-an386": "qemu-system-arm",
+    "mps2-an500": "qemu-system-arm",
+    "mps2-an505": "qemu-system-arm",
+    "sifive_e": "qemu-system-riscv32",
+}
+
+
+class EmulatorError(RuntimeError):
+    """QEMU could not be started."""
+
+
+@dataclass(frozen=True)
+class EmulatorSpec:
+    machine: str
+    icount_shift: int = 0
+
+    def ticks_to_instructions(self, ticks: float, timer_hz: int) -> float:
+        """Under -icount shift=N one instruction takes 2^N ns of guest time; a timer
+        at ``timer_hz`` ticks every 1e9/timer_hz ns."""
+        return ticks * (1e9 / timer_hz) / (2**self.icount_shift)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class QemuBoard:
+    """A running QEMU with the ELF loaded; ``url`` is its UART for pyserial."""
+
+    def __init__(self, spec: EmulatorSpec, elf: Path, log_path: Path | None = None) -> None:
+        binary = QEMU_BINARY.get(spec.machine)
+        if binary is None:
+            raise EmulatorError(f"no QEMU binary known for machine {spec.machine!r} (known: {sorted(QEMU_BINARY)})")
+        if shutil.which(binary) is None:
+            raise EmulatorError(f"{binary} not found on PATH (Debian package qemu-system-arm / qemu-system-misc)")
+        self.spec = spec
+        self.elf = elf
+        self.port = _free_port()
+        self.url = f"socket://127.0.0.1:{self.port}"
+        self.command = [
+            binary,
+            "-M", spec.machine,
+            "-display", "none",
+            "-monitor", "none",
+            "-nodefaults",
+            "-icount", f"shift={spec.icount_shift}",
+            "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=on",
+            "-kernel", str(elf),
+        ]
+        self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_listening()
+
+    def _wait_listening(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EmulatorError(f"QEMU exited with code {self.process.returncode}: {' '.join(self.command)}")
+            # QEMU logs "waiting for connection" on stderr; probing the port would
+            # consume its one wait=on connection, so only watch the socket table.
+            if _port_listening(self.port):
+                return
+            time.sleep(0.02)
+        raise EmulatorError(f"QEMU did not open its UART on port {self.port} within {timeout} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
+
+    def __enter__(self) -> QemuBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _port_listening(port: int) -> bool:
+    """True when a socket on 127.0.0.1:port is in LISTEN state (/proc/net/tcp)."""
+    needle = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as table:
+            return any(needle in line and line.split()[3] == "0A" for line in table)
+    except OSError:
+        return True  # cannot tell: let the connect retry loop handle it

@@ -1,0 +1,237 @@
+/* The harness: answers the host's requests over the UART. The model comes from
+ * the generated model.c (model_generated.h); kernels from the kernels library.
+ *
+ * Timing rule: the input is copied from the staging buffer into the model's
+ * input tensor before every inference, outside the timed window, because the
+ * static memory plan may reuse the input buffer for intermediate tensors. */
+#include <string.h>
+
+#include "board.h"
+#include "model_generated.h"
+#include "protocol.h"
+
+#ifndef FIRMWARE_HASH
+#define FIRMWARE_HASH "unknown"
+#endif
+#ifndef FIRMWARE_FLOAT_ABI
+#define FIRMWARE_FLOAT_ABI "unknown"
+#endif
+
+static uint8_t g_rx[PROTO_MAX_PAYLOAD + 8];
+static uint8_t g_tx[PROTO_MAX_PAYLOAD + 8];
+static uint8_t g_input_stage[MODEL_INPUT_BYTES];
+
+static struct {
+  uint32_t count;
+  uint64_t total;
+  uint64_t min;
+  uint64_t max;
+  int valid;
+} g_timing;
+
+static uint64_t g_timer_overhead;
+
+static uint32_t rd_u32(const uint8_t *p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static void wr_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) {
+    p[i] = (uint8_t)(v >> (8 * i));
+  }
+}
+
+static void wr_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) {
+    p[i] = (uint8_t)(v >> (8 * i));
+  }
+}
+
+static size_t append(size_t at, const char *text) {
+  size_t n = strlen(text);
+  if (at + n > PROTO_MAX_PAYLOAD) {
+    n = PROTO_MAX_PAYLOAD - at;
+  }
+  memcpy(&g_tx[at], text, n);
+  return at + n;
+}
+
+static size_t append_u32(size_t at, uint32_t v) {
+  char digits[11];
+  int n = 0;
+  do {
+    digits[n++] = (char)('0' + v % 10u);
+    v /= 10u;
+  } while (v != 0u && n < 10);
+  char text[11];
+  for (int i = 0; i < n; ++i) {
+    text[i] = digits[n - 1 - i];
+  }
+  text[n] = '\0';
+  return append(at, text);
+}
+
+static size_t identity(void) {
+  size_t n = 0;
+  n = append(n, "board=");
+  n = append(n, board_name());
+  n = append(n, "\nmodel=");
+  n = append(n, MODEL_NAME);
+  n = append(n, "\nvariant=");
+  n = append(n, MODEL_VARIANT);
+  n = append(n, "\nmodel_hash=");
+  n = append(n, MODEL_HASH);
+  n = append(n, "\nfirmware_hash=");
+  n = append(n, FIRMWARE_HASH);
+  n = append(n, "\nfloat_abi=");
+  n = append(n, FIRMWARE_FLOAT_ABI);
+  n = append(n, "\ntimer=");
+  n = append(n, board_timer_source());
+  n = append(n, "\ntimer_hz=");
+  n = append_u32(n, board_timer_hz());
+  n = append(n, "\ntimer_overhead=");
+  n = append_u32(n, (uint32_t)g_timer_overhead);
+  n = append(n, "\ninput_bytes=");
+  n = append_u32(n, MODEL_INPUT_BYTES);
+  n = append(n, "\noutput_bytes=");
+  n = append_u32(n, MODEL_OUTPUT_BYTES);
+  n = append(n, "\narena_bytes=");
+  n = append_u32(n, MODEL_ARENA_BYTES);
+  n = append(n, "\n");
+  return n;
+}
+
+static void calibrate_timer(void) {
+  uint64_t best = UINT64_MAX;
+  for (int i = 0; i < 8; ++i) {
+    const uint64_t t0 = board_timer_read();
+    const uint64_t t1 = board_timer_read();
+    if (t1 - t0 < best) {
+      best = t1 - t0;
+    }
+  }
+  g_timer_overhead = best;
+}
+
+static void reply_status(uint8_t type, uint8_t status) {
+  g_tx[0] = status;
+  proto_send(type | PROTO_RESPONSE, g_tx, 1);
+}
+
+static void error(uint8_t status, const char *text) {
+  g_tx[0] = status;
+  const size_t n = append(1, text);
+  proto_send(PROTO_ERROR, g_tx, n);
+}
+
+static void handle_load_input(const uint8_t *p, size_t len) {
+  if (len < 4) {
+    error(PROTO_E_BAD_LENGTH, "LOAD_INPUT needs u32 offset + bytes");
+    return;
+  }
+  const uint32_t offset = rd_u32(p);
+  const size_t n = len - 4;
+  if (offset > MODEL_INPUT_BYTES || n > MODEL_INPUT_BYTES - offset) {
+    error(PROTO_E_OUT_OF_RANGE, "LOAD_INPUT beyond the model input");
+    return;
+  }
+  memcpy(&g_input_stage[offset], p + 4, n);
+  reply_status(PROTO_LOAD_INPUT, PROTO_OK);
+}
+
+static void handle_run(const uint8_t *p, size_t len) {
+  if (len != 4) {
+    error(PROTO_E_BAD_LENGTH, "RUN needs u32 count");
+    return;
+  }
+  const uint32_t count = rd_u32(p);
+  int32_t status = 0;
+  g_timing.valid = 0;
+  g_timing.count = 0;
+  g_timing.total = 0;
+  g_timing.min = UINT64_MAX;
+  g_timing.max = 0;
+  for (uint32_t i = 0; i < count && status == 0; ++i) {
+    memcpy(model_input(), g_input_stage, MODEL_INPUT_BYTES);
+    const uint64_t t0 = board_timer_read();
+    status = model_invoke();
+    const uint64_t t1 = board_timer_read();
+    uint64_t ticks = t1 - t0;
+    ticks = ticks > g_timer_overhead ? ticks - g_timer_overhead : 0;
+    g_timing.total += ticks;
+    g_timing.count += 1;
+    if (ticks < g_timing.min) {
+      g_timing.min = ticks;
+    }
+    if (ticks > g_timing.max) {
+      g_timing.max = ticks;
+    }
+  }
+  g_timing.valid = (status == 0 && g_timing.count > 0);
+  g_tx[0] = status == 0 ? PROTO_OK : PROTO_E_KERNEL;
+  wr_u32(&g_tx[1], (uint32_t)status);
+  proto_send(PROTO_RUN | PROTO_RESPONSE, g_tx, 5);
+}
+
+static void handle_read_output(const uint8_t *p, size_t len) {
+  if (len != 6) {
+    error(PROTO_E_BAD_LENGTH, "READ_OUTPUT needs u32 offset, u16 length");
+    return;
+  }
+  const uint32_t offset = rd_u32(p);
+  const size_t n = (size_t)p[4] | ((size_t)p[5] << 8);
+  if (offset > MODEL_OUTPUT_BYTES || n > MODEL_OUTPUT_BYTES - offset || n > PROTO_MAX_PAYLOAD - 1) {
+    error(PROTO_E_OUT_OF_RANGE, "READ_OUTPUT beyond the model output");
+    return;
+  }
+  g_tx[0] = PROTO_OK;
+  memcpy(&g_tx[1], model_output() + offset, n);
+  proto_send(PROTO_READ_OUTPUT | PROTO_RESPONSE, g_tx, n + 1);
+}
+
+static void handle_read_timing(void) {
+  if (!g_timing.valid) {
+    error(PROTO_E_NO_TIMING, "no successful RUN to report");
+    return;
+  }
+  g_tx[0] = PROTO_OK;
+  wr_u32(&g_tx[1], g_timing.count);
+  wr_u64(&g_tx[5], g_timing.total);
+  wr_u64(&g_tx[13], g_timing.min);
+  wr_u64(&g_tx[21], g_timing.max);
+  proto_send(PROTO_READ_TIMING | PROTO_RESPONSE, g_tx, 29);
+}
+
+int main(void) {
+  board_init();
+  calibrate_timer();
+  proto_send(PROTO_READY, g_tx, identity());
+  for (;;) {
+    uint8_t type = 0;
+    const size_t len = proto_receive(&type, g_rx, PROTO_MAX_PAYLOAD);
+    switch (type) {
+      case PROTO_IDENTIFY:
+        proto_send(PROTO_IDENTIFY | PROTO_RESPONSE, g_tx, identity());
+        break;
+      case PROTO_LOAD_INPUT:
+        handle_load_input(g_rx, len);
+        break;
+      case PROTO_RUN:
+        handle_run(g_rx, len);
+        break;
+      case PROTO_READ_OUTPUT:
+        handle_read_output(g_rx, len);
+        break;
+      case PROTO_READ_TIMING:
+        handle_read_timing();
+        break;
+      case PROTO_PING:
+        memcpy(g_tx, g_rx, len);
+        proto_send(PROTO_PING | PROTO_RESPONSE, g_tx, len);
+        break;
+      default:
+        error(PROTO_E_UNKNOWN_TYPE, "unknown request type");
+        break;
+    }
+  }
+}
