@@ -98,3 +98,15 @@ def ensure_core_dir(state_dir: Path) -> Path:
     shutil.rmtree(scons_pkg, ignore_errors=True)
     tmp.rename(scons_pkg)
     return core_dir(state_dir)
+
+
+def main() -> None:
+    """``python -m farm.platformio_env``: prepare the core dir of the default state folder."""
+    from farm.state import state_dir
+
+    path = ensure_core_dir(state_dir())
+    print(f"[setup] PlatformIO core dir (offline): {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -69,17 +69,18 @@ class Session:
             raise DeviceFault(struct.unpack(f"<{count}I", frame.payload[: 4 * count]))
         return frame
 
-    def _request(self, msg_type: MsgType, payload: bytes = b"", timeout: float | None = None) -> bytes:
+    def _request(self, msg_type: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
+        name = MsgType(msg_type).name if msg_type in MsgType._value2member_map_ else f"request 0x{msg_type:02x}"
         self.transport.write(encode(msg_type, payload))
         want = msg_type | RESPONSE
         while True:
-            frame = self._next_frame(timeout or self.timeout, msg_type.name)
+            frame = self._next_frame(timeout or self.timeout, name)
             if frame.type == want:
                 return frame.payload
             if frame.type == MsgType.ERROR:
                 status = frame.payload[0] if frame.payload else -1
                 text = frame.payload[1:].decode("ascii", errors="replace")
-                raise DeviceRefused(f"{msg_type.name} refused: status {status}: {text}")
+                raise DeviceRefused(f"{name} refused: status {status}: {text}")
             # READY or a stale response: not ours, keep waiting
 
     # -- requests ----------------------------------------------------------

@@ -1,0 +1,292 @@
+"""The ``farm`` command.
+
+Exit codes: 0 success; 1 a measurement failed or a check/test failed; 2 bad input
+(inventory, model, arguments) — reported in one message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from rich.console import Console
+
+from farm import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+class FarmUsageError(click.ClickException):
+    exit_code = EXIT_BAD_INPUT
+
+    def show(self, file: Any = None) -> None:
+        err.print(f"[bold red]error:[/] {self.message}", markup=True, soft_wrap=True)
+
+
+def _load_inventory(path: Path) -> Any:
+    from farm.inventory import InventoryError, load_inventory
+
+    try:
+        return load_inventory(path)
+    except InventoryError as exc:
+        raise FarmUsageError(str(exc)) from None
+    except FileNotFoundError:
+        raise FarmUsageError(f"{path}: inventory file not found (pass --devices FILE)") from None
+
+
+def _select_devices(inventory: Any, names: tuple[str, ...]) -> list[Any]:
+    if not names:
+        return list(inventory.devices)
+    known = {d.name: d for d in inventory.devices}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise FarmUsageError(f"unknown device(s) {', '.join(unknown)}; the inventory has: {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--devices", "devices_file", type=click.Path(path_type=Path), default=Path("devices.yaml"),
+              show_default=True, help="Inventory file (devices.yaml).")
+@click.version_option(__version__, prog_name="farm")
+@click.pass_context
+def cli(ctx: click.Context, devices_file: Path) -> None:
+    """tinyfarm: build TinyML models and firmware, run them on boards, measure and judge.
+
+    \b
+    Typical use:
+      farm devices                         list the boards of the inventory
+      farm models                          build the model zoo, show the size table
+      farm run --device qemu-m3 --model sine --variant int8 --json
+      farm infer my.tflite --device qemu-m4f --input in.npy --output out.npy
+      farm nightly                         HIL suite on every board, summary table
+      farm results --run latest            stored results
+
+    State (model cache, firmware builds, PlatformIO core, results.db) lives in
+    ./.farm or $FARM_HOME; $FARM_DB_URL selects another results database.
+    """
+    ctx.obj = {"devices_file": devices_file}
+
+
+def _ctx_devices(ctx: click.Context) -> Path:
+    return Path(ctx.obj["devices_file"])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def devices(ctx: click.Context, as_json: bool) -> None:
+    """List the inventory: each device's capabilities, how it is reached, its state."""
+    from farm.report import device_rows, print_devices
+
+    inventory = _load_inventory(_ctx_devices(ctx))
+    rows = device_rows(inventory)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        print_devices(out, rows, _ctx_devices(ctx))
+
+
+@cli.command()
+@click.option("--model", "models", multiple=True, help="Model name (repeatable; default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def models(models: tuple[str, ...], as_json: bool) -> None:
+    """Build (or load from cache) every variant of the zoo models; print the size table."""
+    from farm.models import VARIANTS, build_variant, list_models
+    from farm.report import print_model_sizes
+    from farm.state import state_dir
+
+    names = list(models) or list_models()
+    unknown = [m for m in names if m not in list_models()]
+    if unknown:
+        raise FarmUsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(list_models())}")
+    rows = []
+    for name in names:
+        for variant in VARIANTS:
+            with err.status(f"model {name}/{variant}"):
+                art = build_variant(name, variant, state_dir() / "models")
+            rows.append({"model": name, "variant": variant, "size_bytes": art.size_bytes,
+                         "sha256": art.sha256, "metric": art.metric, "host_metric": art.host_metric,
+                         "tflite": str(art.tflite_path)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        print_model_sizes(out, rows)
+
+
+@cli.command()
+@click.option("--device", "device_names", multiple=True, help="Device name (repeatable; default: all).")
+@click.option("--model", "model_names", multiple=True, default=("sine",), show_default=True,
+              help="Model name (repeatable).")
+@click.option("--variant", "variants", multiple=True,
+              help="float32, int8-weights or int8 (repeatable; default: all three).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per result (JSON lines).")
+@click.pass_context
+def run(ctx: click.Context, device_names: tuple[str, ...], model_names: tuple[str, ...],
+        variants: tuple[str, ...], as_json: bool) -> None:
+    """Measure models on devices: counts, latency, energy, accuracy, sizes.
+
+    Every result is stored in the results database under a new run. Exit code 1
+    when any result is not "ok" (faulted, hung, does-not-fit, error).
+    """
+    from farm.models import VARIANTS, list_models
+    from farm.pipeline import measure_one
+    from farm.report import print_results, result_json
+    from farm.results import ResultsStore
+    from farm.state import default_db_url, state_dir
+    from farm.vcs import git_commit
+
+    inventory = _load_inventory(_ctx_devices(ctx))
+    chosen = _select_devices(inventory, device_names)
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise FarmUsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
+    unknown = [m for m in model_names if m not in list_models()]
+    if unknown:
+        raise FarmUsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(list_models())} "
+                             f"(for your own .tflite use `farm infer`)")
+    state = state_dir()
+    store = ResultsStore(default_db_url(state))
+    run_id = store.start_run("run", git_commit())
+    records = []
+    ok = True
+    try:
+        for device in chosen:
+            for model in model_names:
+                for variant in variants or VARIANTS:
+                    with err.status(f"{device.name} {model}/{variant}") as status:
+                        record = measure_one(device, model, variant, state=state,
+                                             progress=lambda msg: status.update(msg))
+                    store.add_result(run_id, record)
+                    records.append(record)
+                    ok &= record.status == "ok"
+                    if as_json:
+                        click.echo(json.dumps(result_json(record)))
+                    else:
+                        err.print(f"{device.name} {model}/{variant}: {record.status}"
+                                  + (f" — {record.message}" if record.message else ""))
+    finally:
+        store.finish_run(run_id, "passed" if ok else "failed")
+    if not as_json:
+        print_results(out, records, title=f"run {run_id}")
+    sys.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--device", "device_name", required=True, help="Device to run on.")
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="IN.npy: samples along the first axis, in the model input's dtype.")
+@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="OUT.npy: one output per sample, written here.")
+@click.pass_context
+def infer(ctx: click.Context, model: Path, device_name: str, input_path: Path, output_path: Path) -> None:
+    """Run your own .tflite on a device over every sample of IN.npy; save the outputs.
+
+    Operators the code generator does not support are refused, by name, before
+    anything is built.
+    """
+    from farm import codegen
+    from farm.pipeline import DoesNotFit, infer as run_infer
+    from farm.session import DeviceError
+    from farm.state import state_dir
+
+    device = _select_devices(_load_inventory(_ctx_devices(ctx)), (device_name,))[0]
+    try:
+        codegen.check_supported(model)
+    except codegen.UnsupportedOperatorError as exc:
+        raise FarmUsageError(str(exc)) from None
+    except ValueError as exc:
+        raise FarmUsageError(f"{model}: {exc}") from None
+    try:
+        inputs = np.load(input_path)
+    except (ValueError, OSError) as exc:
+        raise FarmUsageError(f"{input_path}: not a .npy file ({exc})") from None
+    try:
+        with err.status(f"{device.name}: {model.name}") as status:
+            outputs = run_infer(model, device, inputs, state=state_dir(), progress=lambda m: status.update(m))
+    except (ValueError, DoesNotFit) as exc:
+        raise FarmUsageError(str(exc)) from None
+    except DeviceError as exc:
+        err.print(f"[bold red]failed:[/] {exc}")
+        sys.exit(EXIT_FAILED)
+    np.save(output_path, outputs)
+    err.print(f"{len(outputs)} outputs of shape {outputs.shape[1:]} ({outputs.dtype}) -> {output_path}")
+
+
+@cli.command()
+@click.option("--junit", "junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
+@click.option("-k", "keyword", help="Only run HIL tests matching this pytest -k expression.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON lines at the end.")
+@click.pass_context
+def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json: bool) -> None:
+    """Run the HIL suite (tests/hil) on every device of the inventory; print the triad.
+
+    Results go to the results database under one nightly run; the summary shows
+    size, latency and accuracy per model, variant and board. Exit code 1 when a
+    HIL test failed.
+    """
+    import pytest
+
+    from farm.report import print_triad, result_json
+    from farm.results import ResultsStore
+    from farm.state import default_db_url, state_dir
+    from farm.vcs import git_commit
+
+    devices_file = _ctx_devices(ctx)
+    _load_inventory(devices_file)  # fail fast, with file/line/field
+    state = state_dir()
+    store = ResultsStore(default_db_url(state))
+    run_id = store.start_run("nightly", git_commit())
+    hil = Path(__file__).resolve().parent.parent / "tests" / "hil"
+    args = [str(hil), "-p", "no:cacheprovider", "-q", "-ra", f"--farm-devices={devices_file}",
+            f"--farm-run-id={run_id}", "--rootdir", str(hil)]
+    if junit:
+        args.append(f"--junitxml={junit}")
+    if keyword:
+        args += ["-k", keyword]
+    code = pytest.main(args)
+    store.finish_run(run_id, "passed" if code == 0 else "failed")
+    records = store.results_for_run(run_id)
+    print_triad(out, records, run_id)
+    if as_json:
+        for record in records:
+            click.echo(json.dumps(result_json(record)))
+    sys.exit(EXIT_OK if code == 0 else EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--run", "run_ref", default="latest", show_default=True, help="Run id, or 'latest'.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines.")
+def results(run_ref: str, as_json: bool) -> None:
+    """Show the stored results of a run."""
+    from farm.report import print_results, result_json
+    from farm.results import ResultsStore
+    from farm.state import default_db_url, state_dir
+
+    store = ResultsStore(default_db_url(state_dir()))
+    if run_ref == "latest":
+        latest = store.latest_run()
+        if latest is None:
+            raise FarmUsageError("no runs in the results database yet")
+        run_id = latest.id
+    else:
+        try:
+            run_id = int(run_ref)
+        except ValueError:
+            raise FarmUsageError(f"--run takes a run id or 'latest', not {run_ref!r}") from None
+    records = store.results_for_run(run_id)
+    if as_json:
+        for record in records:
+            click.echo(json.dumps(result_json(record)))
+    else:
+        print_results(out, records, title=f"run {run_id}")
+
+
+def main() -> None:
+    cli.main(prog_name="farm")

@@ -1,0 +1,113 @@
+"""Turn the fault registers a board reported into a sentence with the symbol.
+
+e.g. "UsageFault NOCP (coprocessor/FPU instruction) at 0x000012a4 in fully_connected_f32
+on a core without an FPU".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+ARM = 1
+RISCV = 2
+
+_EXCEPTIONS = {2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault", 6: "UsageFault"}
+_CFSR_BITS = [
+    (0, "IACCVIOL", "instruction fetch from a no-execute region"),
+    (1, "DACCVIOL", "data access violation"),
+    (3, "MUNSTKERR", "fault on exception return unstacking"),
+    (4, "MSTKERR", "fault on exception entry stacking"),
+    (8, "IBUSERR", "instruction bus error"),
+    (9, "PRECISERR", "precise data bus error"),
+    (10, "IMPRECISERR", "imprecise data bus error"),
+    (12, "STKERR", "bus fault on exception entry stacking"),
+    (16, "UNDEFINSTR", "undefined instruction (an instruction the core lacks, e.g. DSP/SIMD)"),
+    (17, "INVSTATE", "invalid EPSR state (e.g. ARM-mode branch on a Thumb-only core)"),
+    (18, "INVPC", "invalid PC load on exception return"),
+    (19, "NOCP", "coprocessor/FPU instruction"),
+    (20, "STKOF", "stack overflow"),
+    (24, "UNALIGNED", "unaligned access"),
+    (25, "DIVBYZERO", "integer division by zero"),
+]
+_MCAUSE = {
+    0: "instruction address misaligned",
+    1: "instruction access fault",
+    2: "illegal instruction (an instruction the core lacks, e.g. F extension)",
+    4: "load address misaligned",
+    5: "load access fault",
+    6: "store address misaligned",
+    7: "store access fault",
+}
+
+
+@dataclass(frozen=True)
+class FaultReport:
+    kind: str  # e.g. "UsageFault NOCP"
+    pc: int
+    function: str | None
+    sentence: str
+    registers: dict[str, int]
+
+
+def symbol_at(elf: Path, address: int) -> str | None:
+    """The function symbol whose range contains ``address`` (Thumb bit ignored)."""
+    with elf.open("rb") as fh:
+        table = ELFFile(fh).get_section_by_name(".symtab")
+        if not isinstance(table, SymbolTableSection):
+            return None
+        for sym in table.iter_symbols():
+            if sym["st_info"]["type"] != "STT_FUNC":
+                continue
+            start = sym["st_value"] & ~1
+            if start <= address < start + max(sym["st_size"], 1):
+                return sym.name
+    return None
+
+
+def decode_fault(words: tuple[int, ...], elf: Path | None, has_fpu: bool | None = None) -> FaultReport:
+    if not words:
+        return FaultReport("fault", 0, None, "board reported a fault without registers", {})
+    if words[0] == ARM and len(words) >= 9:
+        return _decode_arm(words, elf, has_fpu)
+    if words[0] == RISCV and len(words) >= 4:
+        return _decode_riscv(words, elf)
+    return FaultReport("fault", 0, None, f"board reported an unknown fault frame {list(map(hex, words))}", {})
+
+
+def _where(pc: int, elf: Path | None) -> tuple[str | None, str]:
+    function = symbol_at(elf, pc) if elf else None
+    return function, f"at 0x{pc:08x}" + (f" in {function}" if function else "")
+
+
+def _decode_arm(words: tuple[int, ...], elf: Path | None, has_fpu: bool | None) -> FaultReport:
+    _, exc, cfsr, hfsr, mmfar, bfar, pc, lr, xpsr = words[:9]
+    name = _EXCEPTIONS.get(exc, f"exception {exc}")
+    flags = [(short, text) for bit, short, text in _CFSR_BITS if cfsr & (1 << bit)]
+    kind = name + (" " + "+".join(short for short, _ in flags) if flags else "")
+    if name == "HardFault" and hfsr & (1 << 30) and not flags:
+        kind += " FORCED"
+    function, where = _where(pc, elf)
+    detail = "; ".join(text for _, text in flags) or "no fault status bits set"
+    sentence = f"{kind} ({detail}) {where}"
+    if any(short == "NOCP" for short, _ in flags) and has_fpu is False:
+        sentence += " on a core without an FPU"
+    if cfsr & (1 << 15):
+        sentence += f"; bus fault address 0x{bfar:08x}"
+    if cfsr & (1 << 7):
+        sentence += f"; memory fault address 0x{mmfar:08x}"
+    regs = {"exception": exc, "cfsr": cfsr, "hfsr": hfsr, "mmfar": mmfar, "bfar": bfar,
+            "pc": pc, "lr": lr, "xpsr": xpsr}
+    return FaultReport(kind, pc, function, sentence, regs)
+
+
+def _decode_riscv(words: tuple[int, ...], elf: Path | None) -> FaultReport:
+    _, mcause, mepc, mtval = words[:4]
+    text = _MCAUSE.get(mcause, f"mcause {mcause}")
+    function, where = _where(mepc, elf)
+    sentence = f"trap: {text} {where} (mtval 0x{mtval:08x})"
+    return FaultReport(f"trap {mcause}", mepc, function, sentence,
+                       {"mcause": mcause, "mepc": mepc, "mtval": mtval})

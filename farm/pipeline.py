@@ -1,0 +1,207 @@
+"""Glue of the pipeline: one (device, model, variant) -> one stored-ready ResultRecord.
+
+model artifacts -> generated C -> firmware ELF -> preflight (sizes) -> board ->
+timing + outputs -> comparison with the host reference -> energy. Every failure
+becomes a status with a sentence (does-not-fit, faulted, hung, error); nothing
+here raises for a board problem, so a run goes on with the next board.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import farm
+from farm import codegen
+from farm.boards import open_board
+from farm.elfinfo import elf_sizes, file_sha256
+from farm.emulator import EmulatorError
+from farm.energy import energy_per_inference
+from farm.faults import decode_fault
+from farm.firmware import BuildTarget, FirmwareBuild, FirmwareBuildError, build_firmware
+from farm.machine_flags import machine_flags
+from farm.measure import MeasurePlan, collect_outputs, measure_timing
+from farm.models import ModelArtifacts, build_variant
+from farm.models.metrics import score
+from farm.results import ResultRecord
+from farm.session import DeviceFault, DeviceHung, DeviceRefused
+
+Progress = Callable[[str], None]
+
+#: float32 / int8-weights outputs must match the host float reference within this
+#: absolute tolerance (the device computes in float32 like the host; differences
+#: come from summation order and libm).
+FLOAT_TOLERANCE = 1e-4
+
+
+class DoesNotFit(RuntimeError):
+    """The ELF needs more flash or RAM than the device has."""
+
+
+@dataclass(frozen=True)
+class PreparedFirmware:
+    generated: Any  # codegen.GeneratedModel
+    build: FirmwareBuild
+    flash_bytes: int
+    ram_bytes: int
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def target_for(device: Any) -> BuildTarget:
+    return BuildTarget(device.board, machine_flags(device.core, device.fpu, device.dsp))
+
+
+def prepare_firmware(tflite: Path, name: str, variant: str, device: Any, state: Path,
+                     target: BuildTarget | None = None) -> PreparedFirmware:
+    """Generate C for the model and build it for the device (both cached)."""
+    codegen.check_supported(tflite)
+    digest = hashlib.sha256(tflite.read_bytes()).hexdigest()[:20]
+    gen_dir = state / "generated" / f"{name}-{variant}-{digest}"
+    tmp = gen_dir.with_name(gen_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    generated = codegen.generate(tflite, tmp, name=name, variant=variant)
+    if gen_dir.exists():
+        shutil.rmtree(gen_dir)
+    tmp.rename(gen_dir)
+    build = build_firmware(gen_dir, target or target_for(device), state)
+    sizes = elf_sizes(build.elf)
+    return PreparedFirmware(generated, build, sizes.flash_bytes, sizes.ram_bytes)
+
+
+def check_fits(device: Any, fw: PreparedFirmware) -> None:
+    problems = []
+    if fw.flash_bytes > device.flash_bytes:
+        problems.append(f"flash: needs {fw.flash_bytes} bytes, {device.name} has {device.flash_bytes}")
+    if fw.ram_bytes > device.ram_bytes:
+        problems.append(f"RAM: needs {fw.ram_bytes} bytes, {device.name} has {device.ram_bytes}")
+    if problems:
+        raise DoesNotFit("; ".join(problems))
+
+
+def _base_record(device: Any, model: str, variant: str) -> ResultRecord:
+    return ResultRecord(device=device.name, model=model, variant=variant, status="error",
+                        unit=device.unit, farm_version=farm.__version__,
+                        created_at=dt.datetime.now(dt.timezone.utc),
+                        host=getattr(getattr(device, "serial", None), "host", None))
+
+
+def compare_outputs(art: ModelArtifacts, device_out: np.ndarray) -> tuple[float, float]:
+    """(fraction of samples bit-exact with the reference, max abs error in float units)."""
+    ref = art.ref_outputs
+    exact = np.all(device_out.reshape(len(ref), -1) == ref.reshape(len(ref), -1), axis=1)
+    dev_f = dequantize_output(art, device_out)
+    ref_f = dequantize_output(art, ref)
+    return float(exact.mean()), float(np.max(np.abs(dev_f - ref_f))) if ref.size else 0.0
+
+
+def dequantize_output(art: ModelArtifacts, values: np.ndarray) -> np.ndarray:
+    if values.dtype == np.int8:
+        return (values.astype(np.float64) - art.output_zero_point) * art.output_scale
+    return values.astype(np.float64)
+
+
+def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: MeasurePlan | None = None,
+                progress: Progress = _quiet) -> ResultRecord:
+    """Measure one model variant on one device; never raises for a board problem."""
+    plan = plan or MeasurePlan()
+    record = _base_record(device, model, variant)
+    fw: PreparedFirmware | None = None
+    try:
+        progress(f"{device.name}: model {model}/{variant}")
+        art = build_variant(model, variant, state / "models")
+        record.model_size_bytes = art.size_bytes
+        record.model_sha256 = art.sha256
+        record.metric = art.metric
+        record.accuracy_host = art.host_metric
+        progress(f"{device.name}: firmware for {model}/{variant}")
+        fw = prepare_firmware(art.tflite_path, model, variant, device, state)
+        record.flash_bytes, record.ram_bytes = fw.flash_bytes, fw.ram_bytes
+        record.elf_sha256 = file_sha256(fw.build.elf)
+        record.compiler, record.compiler_flags = fw.build.compiler, fw.build.compiler_flags
+        check_fits(device, fw)
+        progress(f"{device.name}: flashing and measuring {model}/{variant}")
+        with open_board(device, fw.build.elf, state / "logs") as board:
+            record.unit = board.unit
+            sample = np.ascontiguousarray(art.test_inputs[0]).tobytes()
+            timing = measure_timing(board.session, sample, plan, board.unit, board.convert,
+                                    timeout_per_inference=30.0)
+            outputs = collect_outputs(board.session, art.test_inputs, tuple(art.ref_outputs.shape[1:]),
+                                      art.ref_outputs.dtype, timeout=30.0)
+        record.count_median = timing.median
+        record.count_min, record.count_max = timing.minimum, timing.maximum
+        record.windows = len(timing.window_counts)
+        record.latency_us = timing.median / device.clock_hz * 1e6
+        record.latency_is_estimate = board.unit != "cycles"
+        energy = energy_per_inference(device, timing.median, board.unit)
+        record.energy_uj, record.energy_source = energy.energy_uj, energy.source
+        record.bit_exact_fraction, record.max_abs_error = compare_outputs(art, outputs)
+        record.accuracy_device = score(art.metric, dequantize_output(art, outputs), art.ground_truth)
+        record.status = "ok"
+        notes = []
+        if timing.rejected:
+            notes.append(f"rejected outlier windows: {timing.rejected}")
+        if art.latency_only:
+            notes.append("latency-only model (trained on generated data; accuracy not meaningful)")
+        record.message = "; ".join(notes) or None
+    except DoesNotFit as exc:
+        record.status, record.message = "does-not-fit", str(exc)
+    except DeviceFault as exc:
+        report = decode_fault(exc.words, fw.build.elf if fw else None, device.fpu != "none")
+        record.status, record.message = "faulted", report.sentence
+    except DeviceHung as exc:
+        record.status, record.message = "hung", f"{device.name} stopped answering: {exc}"
+    except (DeviceRefused, FirmwareBuildError, EmulatorError, codegen.UnsupportedOperatorError) as exc:
+        record.status, record.message = "error", str(exc)
+    return record
+
+
+def infer(tflite: Path, device: Any, inputs: np.ndarray, *, state: Path,
+          progress: Progress = _quiet) -> np.ndarray:
+    """Bring-your-own-model: run every sample of ``inputs`` on the device, return outputs.
+
+    ``inputs`` holds samples along axis 0, each shaped like the model input with or
+    without its leading batch dimension of 1. Raises on failure (the CLI reports it).
+    """
+    codegen.check_supported(tflite)
+    variant = "user"
+    progress(f"{device.name}: generating and building {tflite.name}")
+    fw = prepare_firmware(tflite, tflite.stem, variant, device, state)
+    check_fits(device, fw)
+    gen = fw.generated
+    in_shape = tuple(gen.input_shape)
+    in_dtype = np.dtype(gen.input_dtype)
+    samples = _as_samples(inputs, in_shape, in_dtype)
+    out_shape = tuple(gen.output_shape)
+    with open_board(device, fw.build.elf, state / "logs") as board:
+        progress(f"{device.name}: running {len(samples)} samples")
+        try:
+            outputs = collect_outputs(board.session, samples, out_shape, np.dtype(gen.output_dtype), timeout=60.0)
+        except DeviceFault as exc:
+            raise DeviceRefused(decode_fault(exc.words, fw.build.elf, device.fpu != "none").sentence) from None
+    if inputs.ndim == len(in_shape) + 1 and in_shape and in_shape[0] == 1 and out_shape and out_shape[0] == 1:
+        return outputs  # samples kept their batch dimension: keep it on the outputs too
+    return outputs.reshape(len(samples), *out_shape[1:]) if out_shape and out_shape[0] == 1 else outputs
+
+
+def _as_samples(inputs: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if inputs.dtype != dtype:
+        raise ValueError(f"input dtype is {inputs.dtype}, the model input is {dtype}")
+    batchless = shape[1:] if shape and shape[0] == 1 else shape
+    if tuple(inputs.shape[1:]) == shape:
+        return inputs
+    if tuple(inputs.shape[1:]) == batchless:
+        return inputs.reshape(len(inputs), *shape)
+    raise ValueError(
+        f"input samples have shape {tuple(inputs.shape[1:])}; the model input is {shape} "
+        f"(samples go along the first axis, with or without the batch dimension of 1)"
+    )

@@ -1,0 +1,26 @@
+"""tinyfarm's pytest plugin (entry point ``tinyfarm``): HIL tests that assert on measurements.
+
+\b
+    def test_int8_bit_exact(device, measure):
+        result = measure("sine", "int8")
+        assert result.bit_exact_fraction == 1.0
+
+``device`` is parametrized over the inventory (``--farm-devices FILE``); the
+``farm_select`` marker narrows it (``@pytest.mark.farm_select(fpu="none")``).
+``measure(model, variant)`` builds, flashes and measures once per session per
+(device, model, variant) and stores the result in the results database.
+"""
+
+from farm.pytest_plugin.fixtures import (  # noqa: F401
+    device,
+    farm_inventory,
+    farm_measurements,
+    farm_results,
+    farm_state,
+    measure,
+)
+from farm.pytest_plugin.hooks import (  # noqa: F401
+    pytest_addoption,
+    pytest_configure,
+    pytest_generate_tests,
+)

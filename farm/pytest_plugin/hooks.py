@@ -1,0 +1,60 @@
+"""Options, the farm_select marker, and device parametrization at collection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tinyfarm", "tinyfarm hardware-in-the-loop")
+    group.addoption("--farm-devices", default="devices.yaml", metavar="FILE",
+                    help="inventory of devices to run HIL tests on (default: devices.yaml)")
+    group.addoption("--farm-run-id", type=int, default=None, metavar="ID",
+                    help="store results under this run id (default: a new run of kind 'pytest')")
+    group.addoption("--farm-db", default=None, metavar="URL",
+                    help="results database URL (default: $FARM_DB_URL or sqlite in the state folder)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "farm_select(**attrs): run only on devices whose attributes match, e.g. fpu='none', tag='dsp'"
+    )
+
+
+def load_inventory_for(config: pytest.Config) -> Any:
+    from farm.inventory import InventoryError, load_inventory
+
+    cached = getattr(config, "_farm_inventory", None)
+    if cached is not None:
+        return cached
+    path = Path(config.getoption("--farm-devices"))
+    try:
+        inventory = load_inventory(path)
+    except InventoryError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    except FileNotFoundError:
+        raise pytest.UsageError(f"{path}: inventory file not found (--farm-devices FILE)") from None
+    config._farm_inventory = inventory  # type: ignore[attr-defined]
+    return inventory
+
+
+def _matches(device: Any, selector: dict[str, Any]) -> bool:
+    for key, wanted in selector.items():
+        if key == "tag":
+            if wanted not in device.tags:
+                return False
+        elif getattr(device, key) != wanted:
+            return False
+    return True
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "device" not in metafunc.fixturenames:
+        return
+    devices = list(load_inventory_for(metafunc.config).devices)
+    for marker in metafunc.definition.iter_markers("farm_select"):
+        devices = [d for d in devices if _matches(d, marker.kwargs)]
+    metafunc.parametrize("device", devices, ids=[d.name for d in devices], scope="session")

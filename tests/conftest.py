@@ -1,0 +1,29 @@
+"""Shared set-up of the project's own tests.
+
+The state folder (model cache, firmware builds, PlatformIO core dir) of the test
+run is ``.farm/test-state`` in the checkout unless FARM_HOME is set: persistent
+between local runs (so unchanged models and firmware are not rebuilt), fresh in
+CI's clean clone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("FARM_HOME", str(REPO / ".farm" / "test-state"))
+
+
+@pytest.fixture(scope="session")
+def state_dir() -> Path:
+    from farm.state import state_dir as farm_state_dir
+
+    return farm_state_dir()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO

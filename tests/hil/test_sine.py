@@ -1,0 +1,73 @@
+"""HIL suite for the sine model: what the farm promises, asserted on measurements.
+
+Each test runs once per device of the inventory. Measurements are made once per
+session per (device, model, variant) and stored in the results database.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+VARIANTS = ("float32", "int8-weights", "int8")
+#: float32/int8-weights on the device vs the host float reference (TensorFlow)
+FLOAT_TOLERANCE = 1e-4
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_runs_and_reports_labelled_figures(device, measure, variant):
+    r = measure("sine", variant)
+    assert r.status == "ok", f"{device.name} sine/{variant}: {r.status}: {r.message}"
+    assert r.unit == device.unit
+    assert r.count_median > 0 and r.latency_us > 0
+    if device.is_emulated:
+        assert r.unit == "instructions" and r.latency_is_estimate
+    assert r.count_min <= r.count_median <= r.count_max
+    assert r.energy_uj > 0 and r.energy_source
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fits_the_device(device, measure, variant):
+    r = measure("sine", variant)
+    assert 0 < r.flash_bytes <= device.flash_bytes
+    assert 0 < r.ram_bytes <= device.ram_bytes
+
+
+def test_int8_bit_exact_with_tflite_micro(device, measure):
+    r = measure("sine", "int8")
+    assert r.bit_exact_fraction == 1.0, f"{device.name}: only {r.bit_exact_fraction:.1%} of outputs bit-exact"
+
+
+def test_int8_device_accuracy_equals_host(device, measure):
+    r = measure("sine", "int8")
+    assert r.accuracy_device == pytest.approx(r.accuracy_host, abs=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8-weights"])
+def test_float_compute_matches_host_reference(device, measure, variant):
+    r = measure("sine", variant)
+    assert r.max_abs_error <= FLOAT_TOLERANCE
+    assert r.accuracy_device == pytest.approx(r.accuracy_host, abs=FLOAT_TOLERANCE)
+
+
+def test_int8_model_file_smaller_than_float32(device, measure):
+    assert measure("sine", "int8").model_size_bytes < measure("sine", "float32").model_size_bytes
+    assert measure("sine", "int8-weights").model_size_bytes < measure("sine", "float32").model_size_bytes
+
+
+def test_int8_error_small(device, measure):
+    """Quantization costs little accuracy: int8 MAE within 0.05 of float32's."""
+    assert measure("sine", "int8").accuracy_device <= measure("sine", "float32").accuracy_device + 0.05
+
+
+@pytest.mark.farm_select(fpu="none")
+def test_int8_faster_than_float32_without_fpu(device, measure):
+    int8 = measure("sine", "int8")
+    f32 = measure("sine", "float32")
+    assert int8.count_median < f32.count_median, (
+        f"{device.name}: int8 {int8.count_median:.0f} vs float32 {f32.count_median:.0f} {int8.unit}")
+
+
+def test_energy_follows_count(device, measure):
+    """The power model's energy is proportional to the count: same energy per unit count."""
+    a, b = measure("sine", "int8"), measure("sine", "float32")
+    assert a.energy_uj / a.count_median == pytest.approx(b.energy_uj / b.count_median, rel=1e-9)
