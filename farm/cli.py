@@ -14,19 +14,22 @@ from typing import Any
 import click
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 
 from farm import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# wide tables when the output is a file or a CI log rather than a terminal
+_WIDTH = None if sys.stdout.isatty() else 200
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+out = Console(highlight=False, width=_WIDTH)
 
 
 class FarmUsageError(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
     def show(self, file: Any = None) -> None:
-        err.print(f"[bold red]error:[/] {self.message}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(self.message)}", soft_wrap=True)
 
 
 def _load_inventory(path: Path) -> Any:
@@ -77,7 +80,20 @@ def _ctx_devices(ctx: click.Context) -> Path:
     return Path(ctx.obj["devices_file"])
 
 
+def _devices_option(fn: Any) -> Any:
+    """``--devices FILE`` on the subcommand too (``farm run --devices lab.yaml ...``)."""
+
+    def _set(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            ctx.find_root().obj["devices_file"] = value
+
+    return click.option("--devices", "devices_override", type=click.Path(path_type=Path), default=None,
+                        expose_value=False, callback=_set, is_eager=True,
+                        help="Inventory file (devices.yaml); same as the global option.")(fn)
+
+
 @cli.command()
+@_devices_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def devices(ctx: click.Context, as_json: bool) -> None:
@@ -93,6 +109,7 @@ def devices(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@_devices_option
 @click.option("--model", "models", multiple=True, help="Model name (repeatable; default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models(models: tuple[str, ...], as_json: bool) -> None:
@@ -120,6 +137,7 @@ def models(models: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command()
+@_devices_option
 @click.option("--device", "device_names", multiple=True, help="Device name (repeatable; default: all).")
 @click.option("--model", "model_names", multiple=True, default=("sine",), show_default=True,
               help="Model name (repeatable).")
@@ -168,8 +186,8 @@ def run(ctx: click.Context, device_names: tuple[str, ...], model_names: tuple[st
                     if as_json:
                         click.echo(json.dumps(result_json(record)))
                     else:
-                        err.print(f"{device.name} {model}/{variant}: {record.status}"
-                                  + (f" — {record.message}" if record.message else ""))
+                        err.print(escape(f"{device.name} {model}/{variant}: {record.status}"
+                                         + (f" — {record.message}" if record.message else "")))
     finally:
         store.finish_run(run_id, "passed" if ok else "failed")
     if not as_json:
@@ -178,6 +196,7 @@ def run(ctx: click.Context, device_names: tuple[str, ...], model_names: tuple[st
 
 
 @cli.command()
+@_devices_option
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--device", "device_name", required=True, help="Device to run on.")
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, path_type=Path),
@@ -213,13 +232,14 @@ def infer(ctx: click.Context, model: Path, device_name: str, input_path: Path, o
     except (ValueError, DoesNotFit) as exc:
         raise FarmUsageError(str(exc)) from None
     except DeviceError as exc:
-        err.print(f"[bold red]failed:[/] {exc}")
+        err.print(f"[bold red]failed:[/] {escape(str(exc))}")
         sys.exit(EXIT_FAILED)
     np.save(output_path, outputs)
     err.print(f"{len(outputs)} outputs of shape {outputs.shape[1:]} ({outputs.dtype}) -> {output_path}")
 
 
 @cli.command()
+@_devices_option
 @click.option("--junit", "junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
 @click.option("-k", "keyword", help="Only run HIL tests matching this pytest -k expression.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON lines at the end.")
@@ -261,6 +281,7 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
 
 
 @cli.command()
+@_devices_option
 @click.option("--run", "run_ref", default="latest", show_default=True, help="Run id, or 'latest'.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines.")
 def results(run_ref: str, as_json: bool) -> None:

@@ -30,6 +30,7 @@ _ARM_FPUS: dict[str, tuple[str | None, str | None]] = {
     "cortex-m0": (None, None),
     "cortex-m0plus": (None, None),
     "cortex-m3": (None, None),
+    "cortex-m23": (None, None),
     "cortex-m4": ("fpv4-sp-d16", None),
     "cortex-m7": ("fpv5-sp-d16", "fpv5-d16"),
     "cortex-m33": ("fpv5-sp-d16", None),
@@ -38,7 +39,13 @@ _ARM_FPUS: dict[str, tuple[str | None, str | None]] = {
 _ARM_OPTIONAL_DSP = {"cortex-m33", "cortex-m55"}
 
 
+#: cores named by their chip that are plain RISC-V cores to the compiler
+_RISCV_ALIASES = {"esp32c3": "rv32imc"}
+
+
 def machine_flags(core: str, fpu: str, dsp: bool) -> MachineFlags:
+    core, fpu = str(core), str(fpu)
+    core = _RISCV_ALIASES.get(core, core)
     if core in _ARM_FPUS:
         return _arm(core, fpu, dsp)
     if core.startswith("rv32"):

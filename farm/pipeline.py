@@ -23,7 +23,7 @@ from farm import codegen
 from farm.boards import open_board
 from farm.elfinfo import elf_sizes, file_sha256
 from farm.emulator import EmulatorError
-from farm.energy import energy_per_inference
+from farm.energy import EnergyError, PowerMonitorNotImplementedError, energy_per_inference
 from farm.faults import decode_fault
 from farm.firmware import BuildTarget, FirmwareBuild, FirmwareBuildError, build_firmware
 from farm.machine_flags import machine_flags
@@ -143,7 +143,8 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
         record.latency_us = timing.median / device.clock_hz * 1e6
         record.latency_is_estimate = board.unit != "cycles"
         energy = energy_per_inference(device, timing.median, board.unit)
-        record.energy_uj, record.energy_source = energy.energy_uj, energy.source
+        if energy is not None:  # no power monitor declared: no energy figure, not a made-up one
+            record.energy_uj, record.energy_source = energy.energy_uj, energy.source
         record.bit_exact_fraction, record.max_abs_error = compare_outputs(art, outputs)
         record.accuracy_device = score(art.metric, dequantize_output(art, outputs), art.ground_truth)
         record.status = "ok"
@@ -160,7 +161,8 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
         record.status, record.message = "faulted", report.sentence
     except DeviceHung as exc:
         record.status, record.message = "hung", f"{device.name} stopped answering: {exc}"
-    except (DeviceRefused, FirmwareBuildError, EmulatorError, codegen.UnsupportedOperatorError) as exc:
+    except (DeviceRefused, FirmwareBuildError, EmulatorError, codegen.UnsupportedOperatorError,
+            PowerMonitorNotImplementedError, EnergyError) as exc:
         record.status, record.message = "error", str(exc)
     return record
 

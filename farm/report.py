@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from farm.emulator import QEMU_BINARY
@@ -89,7 +90,7 @@ def print_results(console: Console, records: Iterable[Any], title: str) -> None:
     console.print(table)
     for r in records:
         if r.status != "ok" and r.message:
-            console.print(f"[red]{r.device} {r.model}/{r.variant}: {r.status}[/]: {r.message}")
+            console.print(f"[red]{r.device} {r.model}/{r.variant}: {r.status}[/]: {escape(r.message)}")
     _print_sources(console, records)
 
 
@@ -121,7 +122,7 @@ def print_triad(console: Console, records: Sequence[Any], run_id: int) -> None:
         console.print(table)
     for r in records:
         if r.status != "ok" and r.message:
-            console.print(f"[red]{r.device} {r.model}/{r.variant}: {r.status}[/]: {r.message}")
+            console.print(f"[red]{r.device} {r.model}/{r.variant}: {r.status}[/]: {escape(r.message)}")
     _print_sources(console, records)
 
 
@@ -132,7 +133,7 @@ def _print_sources(console: Console, records: Iterable[Any]) -> None:
         console.print(f"counts: {', '.join(units)} per inference (median of the timed windows)"
                       + ("; latency marked ~ is count / clock, an estimate" if "instructions" in units else ""))
     for source in energy:
-        console.print(f"energy: {source}")
+        console.print(f"energy: {escape(source)}")
 
 
 def _variant_order(variant: str) -> int:

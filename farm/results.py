@@ -1,0 +1,308 @@
+"""The results store: one row per (run, device, model, variant), with provenance.
+
+SQLAlchemy 2.0 over any database URL: an SQLite file by default (the state
+folder's ``results.db``, see :mod:`farm.state`), PostgreSQL works the same way. Tables are created
+on first use. Every :meth:`ResultsStore.add_result` commits on its own, so the
+results measured before a crash, a hang or a Ctrl-C are never lost; such a run
+simply keeps the status ``running`` and no ``finished_at``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from farm import __version__
+
+#: run: `farm run`; nightly: `farm nightly`; pytest: a HIL session started by plain pytest.
+RUN_KINDS = ("run", "nightly", "pytest")
+#: running until finish_run; a run that crashed keeps "running" and no finished_at.
+#: passed / failed: the run's verdict; finished: completed without a verdict;
+#: error: the run itself broke; interrupted: stopped by the user.
+RUN_STATUSES = ("running", "passed", "failed", "finished", "error", "interrupted")
+RESULT_STATUSES = ("ok", "failed", "faulted", "hung", "does-not-fit", "error")
+UNITS = ("cycles", "instructions")
+
+
+class ResultsError(ValueError):
+    """A record or run that the store refuses: unknown run, bad status or kind."""
+
+
+# --------------------------------------------------------------------------- plain records
+
+
+@dataclasses.dataclass(kw_only=True)
+class ResultRecord:
+    """One measured (or failed) combination of device, model and variant."""
+
+    device: str
+    model: str
+    variant: str
+    status: str  # one of RESULT_STATUSES
+    message: str | None = None  # why it is not ok (fault decoded, does not fit by N bytes, ...)
+    unit: str | None = None  # "cycles" | "instructions"
+    count_median: float | None = None
+    count_min: int | None = None
+    count_max: int | None = None
+    windows: int | None = None
+    latency_us: float | None = None
+    latency_is_estimate: bool | None = None  # True when derived from an instruction count
+    energy_uj: float | None = None
+    energy_source: str | None = None
+    metric: str | None = None  # "accuracy" | "mae"
+    accuracy_device: float | None = None
+    accuracy_host: float | None = None
+    bit_exact_fraction: float | None = None
+    max_abs_error: float | None = None
+    flash_bytes: int | None = None
+    ram_bytes: int | None = None
+    model_size_bytes: int | None = None
+    model_sha256: str | None = None
+    elf_sha256: str | None = None
+    compiler: str | None = None
+    compiler_flags: str | None = None
+    host: str | None = None  # bench host; None for local and emulated boards
+    farm_version: str | None = None  # filled from the run when left None
+    created_at: datetime | None = None  # set by the store
+    id: int | None = None  # set by the store
+    run_id: int | None = None  # set by the store
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+@dataclasses.dataclass(kw_only=True)
+class RunRecord:
+    id: int
+    kind: str  # "run" | "nightly"
+    status: str  # one of RUN_STATUSES
+    started_at: datetime
+    finished_at: datetime | None
+    git_commit: str | None
+    farm_version: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+def _to_dict(record: Any) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in dataclasses.asdict(record).items()}
+
+
+# --------------------------------------------------------------------------- tables
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Run(_Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(16))
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    farm_version: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class _Result(_Base):
+    __tablename__ = "results"
+    __table_args__ = (Index("ix_results_combo", "device", "model", "variant"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    device: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    variant: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(String(16))
+    count_median: Mapped[float | None] = mapped_column(Float)
+    count_min: Mapped[int | None] = mapped_column(BigInteger)
+    count_max: Mapped[int | None] = mapped_column(BigInteger)
+    windows: Mapped[int | None] = mapped_column(Integer)
+    latency_us: Mapped[float | None] = mapped_column(Float)
+    latency_is_estimate: Mapped[bool | None] = mapped_column(Boolean)
+    energy_uj: Mapped[float | None] = mapped_column(Float)
+    energy_source: Mapped[str | None] = mapped_column(Text)
+    metric: Mapped[str | None] = mapped_column(String(32))
+    accuracy_device: Mapped[float | None] = mapped_column(Float)
+    accuracy_host: Mapped[float | None] = mapped_column(Float)
+    bit_exact_fraction: Mapped[float | None] = mapped_column(Float)
+    max_abs_error: Mapped[float | None] = mapped_column(Float)
+    flash_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    ram_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    model_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    model_sha256: Mapped[str | None] = mapped_column(String(64))
+    elf_sha256: Mapped[str | None] = mapped_column(String(64))
+    compiler: Mapped[str | None] = mapped_column(Text)
+    compiler_flags: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(128))
+    farm_version: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+_RESULT_FIELDS = [f.name for f in dataclasses.fields(ResultRecord)]
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class ResultsStore:
+    """Runs and their results in the database at ``url`` (any SQLAlchemy URL)."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database or ""
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", _enable_sqlite_foreign_keys)
+        _Base.metadata.create_all(self.engine)
+
+    # ----------------------------------------------------------------- runs
+
+    def start_run(self, kind: str, git_commit: str | None = None, farm_version: str | None = None) -> int:
+        if kind not in RUN_KINDS:
+            raise ResultsError(f"unknown run kind {kind!r}; expected one of {', '.join(RUN_KINDS)}")
+        run = _Run(
+            kind=kind,
+            git_commit=git_commit,
+            farm_version=farm_version or __version__,
+            status="running",
+            started_at=_now(),
+        )
+        with Session(self.engine) as session, session.begin():
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        if status not in RUN_STATUSES or status == "running":
+            expected = ", ".join(s for s in RUN_STATUSES if s != "running")
+            raise ResultsError(f"unknown final run status {status!r}; expected one of {expected}")
+        with Session(self.engine) as session, session.begin():
+            run = self._get_run(session, run_id)
+            run.status = status
+            run.finished_at = _now()
+
+    def latest_run(self, kind: str | None = None) -> RunRecord | None:
+        """The most recently started run (of ``kind``, when given), or None."""
+        query = select(_Run).order_by(_Run.started_at.desc(), _Run.id.desc()).limit(1)
+        if kind is not None:
+            if kind not in RUN_KINDS:
+                raise ResultsError(f"unknown run kind {kind!r}; expected one of {', '.join(RUN_KINDS)}")
+            query = query.where(_Run.kind == kind)
+        with Session(self.engine) as session:
+            run = session.scalars(query).first()
+            return _run_record(run) if run is not None else None
+
+    def runs(self) -> list[RunRecord]:
+        """All runs, oldest first."""
+        with Session(self.engine) as session:
+            return [_run_record(r) for r in session.scalars(select(_Run).order_by(_Run.id))]
+
+    def run(self, run_id: int) -> RunRecord:
+        with Session(self.engine) as session:
+            return _run_record(self._get_run(session, run_id))
+
+    # ----------------------------------------------------------------- results
+
+    def add_result(self, run_id: int, record: ResultRecord) -> int:
+        """Store ``record`` under ``run_id`` and commit at once; return its id."""
+        if record.status not in RESULT_STATUSES:
+            raise ResultsError(f"unknown result status {record.status!r}; expected one of {', '.join(RESULT_STATUSES)}")
+        if record.unit is not None and record.unit not in UNITS:
+            raise ResultsError(f"unknown count unit {record.unit!r}; expected one of {', '.join(UNITS)}")
+        values = {name: getattr(record, name) for name in _RESULT_FIELDS if name not in ("id", "run_id", "created_at")}
+        with Session(self.engine) as session, session.begin():
+            run = self._get_run(session, run_id)
+            if values["farm_version"] is None:
+                values["farm_version"] = run.farm_version
+            row = _Result(run_id=run_id, created_at=record.created_at or _now(), **values)
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def results_for_run(self, run_id: int) -> list[ResultRecord]:
+        """The results of ``run_id`` in the order they were added."""
+        with Session(self.engine) as session:
+            self._get_run(session, run_id)
+            rows = session.scalars(select(_Result).where(_Result.run_id == run_id).order_by(_Result.id))
+            return [_result_record(row) for row in rows]
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _get_run(session: Session, run_id: int) -> _Run:
+        run = session.get(_Run, run_id)
+        if run is None:
+            raise ResultsError(f"no run with id {run_id} in the results store")
+        return run
+
+
+def _run_record(run: _Run) -> RunRecord:
+    return RunRecord(
+        id=run.id,
+        kind=run.kind,
+        status=run.status,
+        started_at=_utc(run.started_at),
+        finished_at=_utc(run.finished_at) if run.finished_at is not None else None,
+        git_commit=run.git_commit,
+        farm_version=run.farm_version,
+    )
+
+
+def _result_record(row: _Result) -> ResultRecord:
+    values = {name: getattr(row, name) for name in _RESULT_FIELDS}
+    values["created_at"] = _utc(values["created_at"])
+    return ResultRecord(**values)
