@@ -8,6 +8,7 @@ boot, and how to turn the board's timer ticks into the device's count unit.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ def _qemu(device: Any, elf: Path, log_dir: Path) -> Iterator[BoardConnection]:
         try:
             session = Session(transport, timeout=10.0)
             identity = session.wait_ready()
-            yield BoardConnection(session, identity, "instructions", spec.ticks_to_instructions, qemu.url)
+            convert = functools.partial(spec.ticks_to_instructions, timer=identity.get("timer", "systick"))
+            yield BoardConnection(session, identity, "instructions", convert, qemu.url)
         finally:
             transport.close()

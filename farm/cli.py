@@ -11,7 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import click
+import os
+
+# TensorFlow (imported only when a model must be trained or converted) logs a lot
+# on stderr; keep the farm's own output readable.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+import click  # noqa: E402
 import numpy as np
 from rich.console import Console
 from rich.markup import escape
@@ -115,6 +122,7 @@ def devices(ctx: click.Context, as_json: bool) -> None:
 def models(models: tuple[str, ...], as_json: bool) -> None:
     """Build (or load from cache) every variant of the zoo models; print the size table."""
     from farm.models import VARIANTS, build_variant, list_models
+    from farm.native_output import native_output_to
     from farm.report import print_model_sizes
     from farm.state import state_dir
 
@@ -125,7 +133,7 @@ def models(models: tuple[str, ...], as_json: bool) -> None:
     rows = []
     for name in names:
         for variant in VARIANTS:
-            with err.status(f"model {name}/{variant}"):
+            with err.status(f"model {name}/{variant}"), native_output_to(state_dir() / "logs" / "tensorflow.log"):
                 art = build_variant(name, variant, state_dir() / "models")
             rows.append({"model": name, "variant": variant, "size_bytes": art.size_bytes,
                          "sha256": art.sha256, "metric": art.metric, "host_metric": art.host_metric,
@@ -180,7 +188,8 @@ def run(ctx: click.Context, device_names: tuple[str, ...], model_names: tuple[st
                     with err.status(f"{device.name} {model}/{variant}") as status:
                         record = measure_one(device, model, variant, state=state,
                                              progress=lambda msg: status.update(msg))
-                    store.add_result(run_id, record)
+                    record.id = store.add_result(run_id, record)
+                    record.run_id = run_id
                     records.append(record)
                     ok &= record.status == "ok"
                     if as_json:
@@ -218,7 +227,7 @@ def infer(ctx: click.Context, model: Path, device_name: str, input_path: Path, o
     device = _select_devices(_load_inventory(_ctx_devices(ctx)), (device_name,))[0]
     try:
         codegen.check_supported(model)
-    except codegen.UnsupportedOperatorError as exc:
+    except codegen.CodegenError as exc:
         raise FarmUsageError(str(exc)) from None
     except ValueError as exc:
         raise FarmUsageError(f"{model}: {exc}") from None
@@ -264,8 +273,10 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     store = ResultsStore(default_db_url(state))
     run_id = store.start_run("nightly", git_commit())
     hil = Path(__file__).resolve().parent.parent / "tests" / "hil"
-    args = [str(hil), "-p", "no:cacheprovider", "-q", "-ra", f"--farm-devices={devices_file}",
-            f"--farm-run-id={run_id}", "--rootdir", str(hil)]
+    os.environ["FARM_HOME"] = str(state)  # the suite's measurements share this state folder
+    args = [str(hil), "-p", "no:cacheprovider", "-q", "-ra", f"--farm-devices={devices_file.resolve()}",
+            f"--farm-run-id={run_id}", f"--farm-db={default_db_url(state)}", "--rootdir", str(hil),
+            "--confcutdir", str(hil)]
     if junit:
         args.append(f"--junitxml={junit}")
     if keyword:

@@ -24,6 +24,10 @@ QEMU_BINARY = {
 }
 
 
+#: counters QEMU reads from the virtual clock (ns) under -icount
+_VIRTUAL_CLOCK_COUNTERS = frozenset({"minstret", "mcycle"})
+
+
 class EmulatorError(RuntimeError):
     """QEMU could not be started."""
 
@@ -33,9 +37,16 @@ class EmulatorSpec:
     machine: str
     icount_shift: int = 0
 
-    def ticks_to_instructions(self, ticks: float, timer_hz: int) -> float:
-        """Under -icount shift=N one instruction takes 2^N ns of guest time; a timer
-        at ``timer_hz`` ticks every 1e9/timer_hz ns."""
+    def ticks_to_instructions(self, ticks: float, timer_hz: int, timer: str = "systick") -> float:
+        """Under -icount shift=N one instruction takes 2^N ns of guest time.
+
+        ``timer`` is the counter the harness names in its identity: a SysTick at
+        ``timer_hz`` ticks every 1e9/timer_hz ns; QEMU derives the RISC-V counters
+        (minstret, mcycle) from the virtual clock in ns, so they advance 2^N per
+        instruction (with shift=0 they are the instruction count itself).
+        """
+        if timer in _VIRTUAL_CLOCK_COUNTERS:
+            return ticks / (2**self.icount_shift)
         return ticks * (1e9 / timer_hz) / (2**self.icount_shift)
 
 
@@ -48,7 +59,8 @@ def _free_port() -> int:
 class QemuBoard:
     """A running QEMU with the ELF loaded; ``url`` is its UART for pyserial."""
 
-    def __init__(self, spec: EmulatorSpec, elf: Path, log_path: Path | None = None) -> None:
+    def __init__(self, spec: EmulatorSpec, elf: Path, log_path: Path | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
         binary = QEMU_BINARY.get(spec.machine)
         if binary is None:
             raise EmulatorError(f"no QEMU binary known for machine {spec.machine!r} (known: {sorted(QEMU_BINARY)})")
@@ -65,8 +77,9 @@ class QemuBoard:
             "-monitor", "none",
             "-nodefaults",
             "-icount", f"shift={spec.icount_shift}",
-            "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=on",
+            "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=on,nodelay=on",
             "-kernel", str(elf),
+            *extra_args,  # e.g. an execution trace (farm.portability.count_softfloat_calls)
         ]
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT)

@@ -27,6 +27,7 @@ from farm.energy import EnergyError, PowerMonitorNotImplementedError, energy_per
 from farm.faults import decode_fault
 from farm.firmware import BuildTarget, FirmwareBuild, FirmwareBuildError, build_firmware
 from farm.machine_flags import machine_flags
+from farm.native_output import native_output_to
 from farm.measure import MeasurePlan, collect_outputs, measure_timing
 from farm.models import ModelArtifacts, build_variant
 from farm.models.metrics import score
@@ -118,7 +119,8 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
     fw: PreparedFirmware | None = None
     try:
         progress(f"{device.name}: model {model}/{variant}")
-        art = build_variant(model, variant, state / "models")
+        with native_output_to(state / "logs" / "tensorflow.log"):
+            art = build_variant(model, variant, state / "models")
         record.model_size_bytes = art.size_bytes
         record.model_sha256 = art.sha256
         record.metric = art.metric
@@ -146,7 +148,9 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
         if energy is not None:  # no power monitor declared: no energy figure, not a made-up one
             record.energy_uj, record.energy_source = energy.energy_uj, energy.source
         record.bit_exact_fraction, record.max_abs_error = compare_outputs(art, outputs)
-        record.accuracy_device = score(art.metric, dequantize_output(art, outputs), art.ground_truth)
+        # the same dequantization and scoring as the host metric, so bit-exact outputs
+        # give exactly the host's figure
+        record.accuracy_device = score(art.metric, art.outputs_to_float(outputs), art.ground_truth)
         record.status = "ok"
         notes = []
         if timing.rejected:
@@ -161,7 +165,7 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
         record.status, record.message = "faulted", report.sentence
     except DeviceHung as exc:
         record.status, record.message = "hung", f"{device.name} stopped answering: {exc}"
-    except (DeviceRefused, FirmwareBuildError, EmulatorError, codegen.UnsupportedOperatorError,
+    except (DeviceRefused, FirmwareBuildError, EmulatorError, codegen.CodegenError,
             PowerMonitorNotImplementedError, EnergyError) as exc:
         record.status, record.message = "error", str(exc)
     return record

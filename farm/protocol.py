@@ -13,6 +13,8 @@ import struct
 from dataclasses import dataclass, field
 
 SYNC = b"\xa5\x5a"
+#: the largest payload this host sends or accepts; a device may announce a smaller
+#: limit in its identity (``max_payload=``, see :func:`device_max_payload`)
 MAX_PAYLOAD = 1024
 RESPONSE = 0x80
 
@@ -128,3 +130,18 @@ def parse_identity(payload: bytes) -> dict[str, str]:
     text = payload.decode("ascii", errors="replace")
     pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
     return {key: value for key, value in pairs}
+
+
+def device_max_payload(identity: dict[str, str]) -> int:
+    """The largest payload the device accepts, from its identity text (a harness
+    that does not announce one has the protocol's default, 1024)."""
+    text = identity.get("max_payload")
+    if text is None:
+        return MAX_PAYLOAD
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"device identity has a malformed max_payload={text!r}") from None
+    if not 8 <= value <= MAX_PAYLOAD:
+        raise ValueError(f"device identity announces max_payload={value}; expected 8..{MAX_PAYLOAD}")
+    return value

@@ -19,6 +19,7 @@ from farm.protocol import (
     MsgType,
     Status,
     Timing,
+    device_max_payload,
     encode,
     parse_identity,
     parse_timing,
@@ -54,6 +55,8 @@ class Session:
     def __post_init__(self) -> None:
         self._decoder = FrameDecoder()
         self._pending: list[Frame] = []
+        #: the device's frame limit, learnt from its identity (READY or IDENTIFY)
+        self.max_payload = MAX_PAYLOAD
 
     # -- framing -----------------------------------------------------------
     def _next_frame(self, timeout: float, waiting_for: str) -> Frame:
@@ -89,16 +92,23 @@ class Session:
         while True:
             frame = self._next_frame(timeout or self.timeout, "boot (READY)")
             if frame.type == MsgType.READY:
-                return parse_identity(frame.payload)
+                return self._learn(parse_identity(frame.payload))
 
     def identify(self) -> dict[str, str]:
-        return parse_identity(self._request(MsgType.IDENTIFY))
+        return self._learn(parse_identity(self._request(MsgType.IDENTIFY)))
+
+    def _learn(self, identity: dict[str, str]) -> dict[str, str]:
+        try:
+            self.max_payload = device_max_payload(identity)
+        except ValueError as exc:
+            raise DeviceRefused(str(exc)) from None
+        return identity
 
     def ping(self, payload: bytes) -> bytes:
         return self._request(MsgType.PING, payload)
 
     def load_input(self, data: bytes) -> None:
-        chunk = MAX_PAYLOAD - 4
+        chunk = self.max_payload - 4
         for offset in range(0, max(len(data), 1), chunk):
             reply = self._request(MsgType.LOAD_INPUT, struct.pack("<I", offset) + data[offset : offset + chunk])
             self._check(reply, "LOAD_INPUT")
@@ -111,7 +121,7 @@ class Session:
 
     def read_output(self, size: int) -> bytes:
         out = bytearray()
-        chunk = MAX_PAYLOAD - 1
+        chunk = self.max_payload - 1
         while len(out) < size:
             n = min(chunk, size - len(out))
             reply = self._request(MsgType.READ_OUTPUT, struct.pack("<IH", len(out), n))

@@ -27,3 +27,5 @@ def state_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+pytest_plugins = ["fixtures_models"]

@@ -89,9 +89,9 @@ def load_error(tmp_path: Path, text: str) -> tuple[Path, InventoryError]:
 # --------------------------------------------------------------------------- valid files
 
 
-def test_default_inventory_lists_the_two_emulated_boards() -> None:
+def test_default_inventory_lists_the_three_emulated_boards() -> None:
     inventory = load_inventory(REPO / "devices.yaml")
-    assert inventory.names == ["qemu-m4f", "qemu-m3"]
+    assert inventory.names == ["qemu-m4f", "qemu-m3", "qemu-rv32"]
     assert inventory.hosts == {}
     m4f, m3 = inventory.device("qemu-m4f"), inventory.device("qemu-m3")
 
@@ -109,6 +109,16 @@ def test_default_inventory_lists_the_two_emulated_boards() -> None:
     assert m3.emulator is not None and m3.emulator.machine == "mps2-an385"
     assert not m3.has_fpu and m3.unit == "instructions"
     assert m3.power is not None and m3.power.voltage == 3.3 and m3.power.ua_per_mhz == 200.0
+
+    rv32 = inventory.device("qemu-rv32")
+    assert (rv32.core, rv32.fpu, rv32.dsp) == (Core.RV32IMAC, Fpu.NONE, False)
+    assert rv32.core_info.family == "riscv" and rv32.core_info.isa == "rv32imac"
+    assert rv32.board == "qemu-sifive-e" and rv32.clock_hz == 320_000_000
+    assert (rv32.flash_bytes, rv32.ram_bytes) == (12 * 1024 * 1024, 16 * 1024)
+    assert rv32.emulator is not None and (rv32.emulator.machine, rv32.emulator.icount_shift) == ("sifive_e", 0)
+    assert not rv32.has_fpu and rv32.unit == "instructions" and "riscv" in rv32.tags
+    assert rv32.power is not None and rv32.power.kind is PowerKind.MODEL
+    assert (rv32.power.voltage, rv32.power.ua_per_mhz) == (1.8, 110.0)
     assert inventory.source == REPO / "devices.yaml"
 
 
@@ -147,7 +157,7 @@ def test_unknown_device_lists_the_known_ones() -> None:
     with pytest.raises(KeyError) as info:
         inventory.device("nucleo")
     assert isinstance(info.value, UnknownDeviceError)
-    assert str(info.value) == f"no device 'nucleo' in {REPO / 'devices.yaml'}; known devices: qemu-m4f, qemu-m3"
+    assert str(info.value) == f"no device 'nucleo' in {REPO / 'devices.yaml'}; known devices: qemu-m4f, qemu-m3, qemu-rv32"
 
 
 def test_core_table_knows_isa_and_optional_units() -> None:

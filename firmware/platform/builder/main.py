@@ -17,8 +17,17 @@ board = env.BoardConfig()
 platform_dir = env.PioPlatform().get_dir()
 
 TOOLCHAIN_PREFIX = {"arm": "arm-none-eabi-", "riscv": "riscv64-unknown-elf-"}
+# The C library per architecture: newlib-nano for Arm (libnewlib-arm-none-eabi),
+# picolibc for RISC-V (picolibc-riscv64-unknown-elf; Debian ships no RISC-V newlib).
+# picolibc's specs file goes to the compiler too: it adds the path of its headers.
+LIBC = {
+    "arm": {"cc_specs": [], "link_specs": ["--specs=nano.specs"], "libs": ["c_nano", "gcc"]},
+    "riscv": {"cc_specs": ["--specs=picolibc.specs"], "link_specs": ["--specs=picolibc.specs"],
+              "libs": ["c", "gcc"]},
+}
 arch = board.get("build.arch", "arm")
 prefix = TOOLCHAIN_PREFIX[arch]
+libc = LIBC[arch]
 
 env.Replace(
     AR=prefix + "gcc-ar",
@@ -39,11 +48,15 @@ env.Replace(
 
 machine_flags = board.get("build.machine_flags", "").split()
 harness_board = board.get("build.harness_board")
+# board-specific harness settings, e.g. "PROTO_MAX_PAYLOAD=512u" on a board with little RAM
+harness_defines = [tuple(d.split("=", 1)) if "=" in d else d
+                   for d in board.get("build.harness_defines", "").split()]
 ldscript = os.path.join(platform_dir, "ldscripts", board.get("build.ldscript"))
 
 env.Append(
     ASFLAGS=machine_flags + ["-x", "assembler-with-cpp"],
     CCFLAGS=machine_flags
+    + libc["cc_specs"]
     + [
         "-ffunction-sections",
         "-fdata-sections",
@@ -57,16 +70,19 @@ env.Append(
         ("F_CPU", board.get("build.f_cpu")),
         "HARNESS_BOARD_" + harness_board,
         ("HARNESS_MCU", board.get("build.mcu")),
-    ],
+    ]
+    + harness_defines,
     LINKFLAGS=machine_flags
     + [
         "-nostartfiles",
-        "--specs=nano.specs",
+    ]
+    + libc["link_specs"]
+    + [
         "-Wl,--gc-sections",
         "-Wl,-Map,${BUILD_DIR}/firmware.map",
         "-L" + os.path.join(platform_dir, "ldscripts"),
     ],
-    LIBS=["c_nano", "gcc"],
+    LIBS=libc["libs"],
 )
 env.Replace(LDSCRIPT_PATH=ldscript)
 

@@ -1,5 +1,6 @@
 /* Board layer of the harness: what main.c needs from a board. One implementation
- * per board family (board_mps2.c for QEMU's MPS2 boards, ...), selected at compile
+ * per board family (board_mps2.c for QEMU's MPS2 boards,
+ * board_sifive_e.c for QEMU's sifive_e, ...), selected at compile
  * time by HARNESS_BOARD_<NAME>. */
 #ifndef TINYFARM_BOARD_H
 #define TINYFARM_BOARD_H
@@ -16,7 +17,8 @@ uint8_t board_uart_read_byte(void);
 /* Free-running 64-bit timer in ticks of board_timer_hz(). */
 uint64_t board_timer_read(void);
 uint32_t board_timer_hz(void);
-/* Name of the counter behind board_timer_read(): "systick", "dwt", "mcycle". */
+/* Name of the counter behind board_timer_read(): "systick", "dwt", "mcycle",
+ * "minstret". The host converts its ticks into the device's count unit by it. */
 const char *board_timer_source(void);
 const char *board_name(void);
 

@@ -13,7 +13,13 @@
 
 #define PROTO_SYNC0 0xA5u
 #define PROTO_SYNC1 0x5Au
+/* Largest payload of a frame, either way. A board with little RAM lowers it
+ * (board option build.harness_defines, e.g. PROTO_MAX_PAYLOAD=512u on sifive_e);
+ * the harness announces it in its identity ("max_payload=") and the host chunks
+ * its requests to fit. The identity text itself must fit: keep it >= 320. */
+#ifndef PROTO_MAX_PAYLOAD
 #define PROTO_MAX_PAYLOAD 1024u
+#endif
 
 enum proto_type {
   /* requests (host -> device) and their responses (type | 0x80) */

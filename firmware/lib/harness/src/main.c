@@ -97,6 +97,8 @@ static size_t identity(void) {
   n = append_u32(n, MODEL_OUTPUT_BYTES);
   n = append(n, "\narena_bytes=");
   n = append_u32(n, MODEL_ARENA_BYTES);
+  n = append(n, "\nmax_payload=");
+  n = append_u32(n, PROTO_MAX_PAYLOAD);
   n = append(n, "\n");
   return n;
 }

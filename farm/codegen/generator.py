@@ -1,0 +1,86 @@
+"""The code generator's entry points: check a .tflite, generate its C sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import farm
+from farm.codegen.emit import c_string, emit_header, emit_source
+from farm.codegen.errors import CodegenError
+from farm.codegen.lowering import LoweredModel, lower
+from farm.codegen.planner import MemoryPlan, lifetimes, plan_memory
+from farm.tflite_reader import read_tflite
+
+GENERATOR = f"farm.codegen (tinyfarm {farm.__version__})"
+
+
+@dataclass(frozen=True)
+class GeneratedModel:
+    source: Path  # model.c
+    header: Path  # model_generated.h
+    arena_bytes: int
+    input_bytes: int
+    output_bytes: int
+    input_dtype: str
+    output_dtype: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    ops: tuple[str, ...]  # kernel functions called, in order
+    model_hash: str  # first 16 hex chars of the .tflite sha256
+    tflite_ops: tuple[str, ...] = ()  # the model's opcodes, in order (fused ones included)
+    const_bytes: int = 0  # bytes of weights/biases/parameters emitted as constants
+
+
+def check_supported(tflite_path: Path) -> None:
+    """Raise UnsupportedOperatorError / UnsupportedModelError if `tflite_path` cannot be generated."""
+    lower(read_tflite(Path(tflite_path)))
+
+
+def plan_for(lowered: LoweredModel) -> MemoryPlan:
+    sizes = lowered.arena_tensors()
+    steps = [(step.reads, step.writes) for step in lowered.steps]
+    return plan_memory(lifetimes(steps, sizes, [lowered.input], [lowered.output]))
+
+
+def generate(tflite_path: Path, out_dir: Path, *, name: str, variant: str) -> GeneratedModel:
+    """Write out_dir/model.c and out_dir/model_generated.h for the model at `tflite_path`.
+
+    Everything is checked (and raises CodegenError subclasses) before a file is written.
+    """
+    tflite_path = Path(tflite_path)
+    for label, value in (("name", name), ("variant", variant)):
+        if not value:
+            raise CodegenError(f"{tflite_path.name}: the model {label} must not be empty")
+        c_string(value)  # raises if it cannot go into a C string literal
+    model = read_tflite(tflite_path)
+    lowered = lower(model)
+    plan = plan_for(lowered)
+    model_hash = model.sha256[:16]
+    source = emit_source(lowered, plan, name=name, variant=variant, generator=GENERATOR)
+    header = emit_header(lowered, plan, name=name, variant=variant, model_hash=model_hash, generator=GENERATOR)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source_path = out_dir / "model.c"
+    header_path = out_dir / "model_generated.h"
+    source_path.write_text(source)
+    header_path.write_text(header)
+
+    x, y = lowered.tensor(lowered.input), lowered.tensor(lowered.output)
+    const_bytes = sum(lowered.tensor(t).nbytes for t in lowered.constant_tensors())
+    return GeneratedModel(
+        source=source_path,
+        header=header_path,
+        arena_bytes=plan.arena_bytes,
+        input_bytes=x.nbytes,
+        output_bytes=y.nbytes,
+        input_dtype=x.dtype,
+        output_dtype=y.dtype,
+        input_shape=x.shape,
+        output_shape=y.shape,
+        ops=tuple(step.kernel for step in lowered.steps),
+        model_hash=model_hash,
+        tflite_ops=tuple(op.opcode for op in model.main.operators),
+        const_bytes=const_bytes,
+    )

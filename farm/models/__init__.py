@@ -1,0 +1,16 @@
+"""Model recipes -> .tflite variants + test split + host reference, cached by content hash.
+
+    from farm.models import VARIANTS, build_variant, list_models
+    art = build_variant("sine", "int8", Path(".farm/models"))
+    art.tflite_path, art.test_inputs, art.ref_outputs, art.host_metric
+
+Recipes register themselves by decorator (`farm.models.registry.recipe`); each
+recipe module is imported below. Nothing here imports TensorFlow.
+"""
+
+from farm.models import sine as _sine  # noqa: F401  (registers the "sine" recipe)
+from farm.models.artifacts import ModelArtifacts
+from farm.models.build import VARIANTS, build_variant
+from farm.models.registry import UnknownModelError, get_recipe, list_models
+
+__all__ = ["VARIANTS", "ModelArtifacts", "UnknownModelError", "build_variant", "get_recipe", "list_models"]

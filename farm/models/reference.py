@@ -1,0 +1,69 @@
+"""Host reference inference, one sample (a batch of one) at a time.
+
+- int8 (full integer): the TensorFlow Lite Micro interpreter from the
+  ``tflite-micro`` wheel, which is what the device must match bit for bit.
+  (``tf.lite.Interpreter`` requantizes FULLY_CONNECTED differently and is off
+  by 1-3 LSB on some outputs, so it is not a reference for int8.)
+- float32 and int8-weights: ``tf.lite.Interpreter`` (TensorFlow's float kernels).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+
+def run_tflm(tflite: bytes, inputs: np.ndarray, *, batched: bool = False) -> np.ndarray:
+    """Outputs of the TFLM interpreter for each input.
+
+    `inputs` is N x input shape without the batch of one (each sample is fed as
+    a batch of one, and the outputs lose it again); with `batched`, each sample
+    already is the model's full input shape, and outputs keep theirs.
+    """
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(tflite)
+    outputs = []
+    for sample in np.asarray(inputs):
+        interpreter.set_input(sample if batched else sample[np.newaxis, ...], 0)
+        interpreter.invoke()
+        out = np.array(interpreter.get_output(0))
+        outputs.append(out if batched else out[0])
+    return np.stack(outputs)
+
+
+def run_tflite(tflite: bytes, inputs: np.ndarray, *, batched: bool = False) -> np.ndarray:
+    """Outputs of tf.lite.Interpreter for each input (see `run_tflm` for `batched`)."""
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(model_content=tflite)
+    interpreter.allocate_tensors()
+    in_index = interpreter.get_input_details()[0]["index"]
+    out_index = interpreter.get_output_details()[0]["index"]
+    outputs = []
+    for sample in np.asarray(inputs):
+        interpreter.set_tensor(in_index, sample if batched else sample[np.newaxis, ...])
+        interpreter.invoke()
+        out = np.array(interpreter.get_tensor(out_index))
+        outputs.append(out if batched else out[0])
+    return np.stack(outputs)
+
+
+#: variant -> the host reference runner for it
+REFERENCES: dict[str, Callable[[bytes, np.ndarray], np.ndarray]] = {
+    "float32": run_tflite,
+    "int8-weights": run_tflite,
+    "int8": run_tflm,
+}
+
+
+def run_reference(tflite: bytes, variant: str, inputs: np.ndarray) -> np.ndarray:
+    try:
+        runner = REFERENCES[variant]
+    except KeyError:
+        raise ValueError(f"unknown variant {variant!r} (known: {', '.join(REFERENCES)})") from None
+    return runner(tflite, inputs)

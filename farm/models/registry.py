@@ -1,0 +1,96 @@
+"""Model recipes, registered by decorator and looked up by name.
+
+A recipe is a function that trains a Keras model from bundled or generated data
+and returns a `TrainedModel`. Adding a model is a new module with one decorated
+function (imported from `farm.models.__init__`), never an edit to a dispatcher:
+
+    @recipe("sine", metric="mae", params={"seed": 1234, ...})
+    def sine(params: Mapping[str, Any]) -> TrainedModel: ...
+
+Recipe modules must not import TensorFlow at import time (only inside the
+function), so listing models and loading cached ones stays TensorFlow-free.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from farm.models.metrics import METRICS
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModel:
+    """What a recipe returns: the model and the data the pipeline needs."""
+
+    keras_model: Any  # keras.Model with a fixed batch of 1
+    representative: np.ndarray  # float inputs for int8 calibration (N x input shape)
+    test_inputs: np.ndarray  # float test split (N x input shape, no batch)
+    ground_truth: np.ndarray  # float (N x ...), what `metric` scores against
+
+
+TrainFn = Callable[[Mapping[str, Any]], TrainedModel]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    train: TrainFn
+    params: Mapping[str, Any]
+    metric: str
+    latency_only: bool
+    description: str
+    source_file: Path  # hashed into the cache key
+
+
+class UnknownModelError(KeyError):
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+_RECIPES: dict[str, Recipe] = {}
+
+
+def recipe(name: str, *, metric: str, params: Mapping[str, Any], latency_only: bool = False,
+           description: str = "") -> Callable[[TrainFn], TrainFn]:
+    """Register the decorated function as the recipe `name`."""
+    if metric not in METRICS:
+        raise ValueError(f"recipe {name!r}: unknown metric {metric!r} (known: {', '.join(METRICS)})")
+
+    def register(fn: TrainFn) -> TrainFn:
+        if name in _RECIPES and _RECIPES[name].train is not fn:
+            raise ValueError(f"recipe {name!r} is registered twice "
+                             f"({_RECIPES[name].source_file} and {inspect.getsourcefile(fn)})")
+        source = inspect.getsourcefile(fn)
+        if source is None:
+            raise ValueError(f"recipe {name!r}: cannot find the source file of {fn!r}")
+        _RECIPES[name] = Recipe(
+            name=name,
+            train=fn,
+            params=MappingProxyType(dict(params)),
+            metric=metric,
+            latency_only=latency_only,
+            description=description or (inspect.getdoc(fn) or "").split("\n")[0],
+            source_file=Path(source),
+        )
+        return fn
+
+    return register
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return _RECIPES[name]
+    except KeyError:
+        known = ", ".join(sorted(_RECIPES)) or "none registered"
+        raise UnknownModelError(f"unknown model {name!r} (known: {known})") from None
+
+
+def list_models() -> list[str]:
+    return sorted(_RECIPES)

@@ -1,0 +1,71 @@
+/* Board layer for QEMU's sifive_e (FE310-class RV32IMAC, no FPU): UART0 of the
+ * FE310 as the console, the minstret CSR as the timer.
+ *
+ * Under `-icount shift=N` QEMU derives minstret (and mcycle) from the virtual
+ * clock, which advances 2^N ns per executed instruction; with shift=0 the count
+ * is the number of retired instructions itself, deterministic from run to run
+ * (DESIGN.md, "Timing"). The host labels it "instructions". */
+#if defined(HARNESS_BOARD_SIFIVE_E) && defined(__riscv)
+
+#include <stdint.h>
+
+#include "board.h"
+
+#define UART0_BASE 0x10013000u
+#define UART_TXDATA (*(volatile uint32_t *)(UART0_BASE + 0x00u))
+#define UART_RXDATA (*(volatile uint32_t *)(UART0_BASE + 0x04u))
+#define UART_TXCTRL (*(volatile uint32_t *)(UART0_BASE + 0x08u))
+#define UART_RXCTRL (*(volatile uint32_t *)(UART0_BASE + 0x0Cu))
+#define UART_DIV (*(volatile uint32_t *)(UART0_BASE + 0x18u))
+#define UART_TXDATA_FULL (1u << 31)
+#define UART_RXDATA_EMPTY (1u << 31)
+
+#ifndef F_CPU
+#define F_CPU 320000000L
+#endif
+
+void board_init(void) {
+  /* 115200 baud from a 320 MHz tlclk on the real chip; QEMU ignores the divisor */
+  UART_DIV = (uint32_t)(F_CPU / 115200L) - 1u;
+  UART_TXCTRL = 1u; /* txen, one stop bit */
+  UART_RXCTRL = 1u; /* rxen */
+}
+
+void board_uart_write(const uint8_t *data, size_t len) {
+  for (size_t i = 0; i < len; ++i) {
+    while (UART_TXDATA & UART_TXDATA_FULL) {
+    }
+    UART_TXDATA = data[i];
+  }
+}
+
+uint8_t board_uart_read_byte(void) {
+  for (;;) {
+    const uint32_t value = UART_RXDATA; /* one read pops the FIFO: keep the value */
+    if (!(value & UART_RXDATA_EMPTY)) {
+      return (uint8_t)value;
+    }
+  }
+}
+
+/* A 64-bit CSR read on RV32: high, low, high again; retry when the low half
+ * wrapped between the two reads of the high half. */
+uint64_t board_timer_read(void) {
+  uint32_t hi;
+  uint32_t lo;
+  uint32_t again;
+  do {
+    __asm volatile("csrr %0, minstreth" : "=r"(hi));
+    __asm volatile("csrr %0, minstret" : "=r"(lo));
+    __asm volatile("csrr %0, minstreth" : "=r"(again));
+  } while (hi != again);
+  return ((uint64_t)hi << 32) | lo;
+}
+
+uint32_t board_timer_hz(void) { return (uint32_t)F_CPU; }
+const char *board_timer_source(void) { return "minstret"; }
+#define HARNESS_STR2(x) #x
+#define HARNESS_STR(x) HARNESS_STR2(x)
+const char *board_name(void) { return HARNESS_STR(HARNESS_MCU); }
+
+#endif
