@@ -249,50 +249,6 @@ def infer(ctx: click.Context, model: Path, device_name: str, input_path: Path, o
 
 @cli.command()
 @_devices_option
-@click.option("--junit", "junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
-@click.option("-k", "keyword", help="Only run HIL tests matching this pytest -k expression.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON lines at the end.")
-@click.pass_context
-def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json: bool) -> None:
-    """Run the HIL suite (tests/hil) on every device of the inventory; print the triad.
-
-    Results go to the results database under one nightly run; the summary shows
-    size, latency and accuracy per model, variant and board. Exit code 1 when a
-    HIL test failed.
-    """
-    import pytest
-
-    from farm.report import print_triad, result_json
-    from farm.results import ResultsStore
-    from farm.state import default_db_url, state_dir
-    from farm.vcs import git_commit
-
-    devices_file = _ctx_devices(ctx)
-    _load_inventory(devices_file)  # fail fast, with file/line/field
-    state = state_dir()
-    store = ResultsStore(default_db_url(state))
-    run_id = store.start_run("nightly", git_commit())
-    hil = Path(__file__).resolve().parent.parent / "tests" / "hil"
-    os.environ["FARM_HOME"] = str(state)  # the suite's measurements share this state folder
-    args = [str(hil), "-p", "no:cacheprovider", "-q", "-ra", f"--farm-devices={devices_file.resolve()}",
-            f"--farm-run-id={run_id}", f"--farm-db={default_db_url(state)}", "--rootdir", str(hil),
-            "--confcutdir", str(hil)]
-    if junit:
-        args.append(f"--junitxml={junit}")
-    if keyword:
-        args += ["-k", keyword]
-    code = pytest.main(args)
-    store.finish_run(run_id, "passed" if code == 0 else "failed")
-    records = store.results_for_run(run_id)
-    print_triad(out, records, run_id)
-    if as_json:
-        for record in records:
-            click.echo(json.dumps(result_json(record)))
-    sys.exit(EXIT_OK if code == 0 else EXIT_FAILED)
-
-
-@cli.command()
-@_devices_option
 @click.option("--run", "run_ref", default="latest", show_default=True, help="Run id, or 'latest'.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines.")
 def results(run_ref: str, as_json: bool) -> None:
@@ -322,3 +278,9 @@ def results(run_ref: str, as_json: bool) -> None:
 
 def main() -> None:
     cli.main(prog_name="farm")
+
+
+# Commands that live in their own modules (one module per command family).
+from farm.cli_nightly import nightly  # noqa: E402
+
+cli.add_command(nightly)
