@@ -8,7 +8,6 @@ boot, and how to turn the board's timer ticks into the device's count unit.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -72,7 +71,7 @@ def _qemu(device: Any, elf: Path, log_dir: Path) -> Iterator[BoardConnection]:
         try:
             session = Session(transport, timeout=10.0)
             identity = session.wait_ready()
-            convert = functools.partial(spec.ticks_to_instructions, timer=identity.get("timer", "systick"))
+            convert = spec.instructions_per_inference
             yield BoardConnection(session, identity, "instructions", convert, qemu.url)
         finally:
             transport.close()

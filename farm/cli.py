@@ -284,3 +284,4 @@ def main() -> None:
 from farm.cli_nightly import nightly  # noqa: E402
 
 cli.add_command(nightly)
+from farm.cli_portability import portability; cli.add_command(portability)  # noqa: E402, E702

@@ -12,8 +12,12 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+
+from farm.protocol import Timing
 
 QEMU_BINARY = {
     "mps2-an385": "qemu-system-arm",
@@ -45,9 +49,31 @@ class EmulatorSpec:
         (minstret, mcycle) from the virtual clock in ns, so they advance 2^N per
         instruction (with shift=0 they are the instruction count itself).
         """
+        return float(ticks / self.ticks_per_instruction(timer, timer_hz))
+
+    def ticks_per_instruction(self, timer: str, timer_hz: int) -> Fraction:
         if timer in _VIRTUAL_CLOCK_COUNTERS:
-            return ticks / (2**self.icount_shift)
-        return ticks * (1e9 / timer_hz) / (2**self.icount_shift)
+            return Fraction(2**self.icount_shift)
+        return Fraction(2**self.icount_shift * timer_hz, 10**9)
+
+    def instructions_per_inference(self, timing: Timing, identity: Mapping[str, str]) -> float:
+        """The instruction count of one inference, from the harness's two loop windows.
+
+        The harness times n inferences in one loop and the identical loop with an
+        empty model (``null_invoke``, ``null_invoke_instructions`` long). Their
+        difference is n x (model - empty model) instructions, read through a timer
+        of r ticks per instruction with at most one tick of quantization per
+        window: (loop - null_loop) / (r n) is within 2 / (r n) of the exact count,
+        so when r n > 4 rounding gives the exact integer. The empty model's own
+        instructions are added back: the count is model_invoke's, entry to return.
+        """
+        timer = identity.get("timer", "systick")
+        r = self.ticks_per_instruction(timer, int(identity["timer_hz"]))
+        diff = Fraction(timing.loop_ticks - timing.null_loop_ticks) / (r * timing.count)
+        added = int(identity.get("null_invoke_instructions", "0"))
+        if r * timing.count > 4:
+            return float(round(diff) + added)
+        return float(diff + added)
 
 
 def _free_port() -> int:

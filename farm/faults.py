@@ -74,7 +74,7 @@ def decode_fault(words: tuple[int, ...], elf: Path | None, has_fpu: bool | None 
     if words[0] == ARM and len(words) >= 9:
         return _decode_arm(words, elf, has_fpu)
     if words[0] == RISCV and len(words) >= 4:
-        return _decode_riscv(words, elf)
+        return _decode_riscv(words, elf, has_fpu)
     return FaultReport("fault", 0, None, f"board reported an unknown fault frame {list(map(hex, words))}", {})
 
 
@@ -104,10 +104,30 @@ def _decode_arm(words: tuple[int, ...], elf: Path | None, has_fpu: bool | None) 
     return FaultReport(kind, pc, function, sentence, regs)
 
 
-def _decode_riscv(words: tuple[int, ...], elf: Path | None) -> FaultReport:
+#: major opcodes of the RISC-V F/D/Q extensions (LOAD-FP, STORE-FP, FMADD..FNMADD, OP-FP)
+_RISCV_FP_OPCODES = {0x07, 0x27, 0x43, 0x47, 0x4B, 0x4F, 0x53}
+
+
+def _riscv_fp_instruction(bits: int) -> bool:
+    """True when the instruction bits (QEMU puts them in mtval for an illegal
+    instruction) are an F/D-extension instruction, 32-bit or compressed."""
+    if bits & 0x3 == 0x3:
+        return bits & 0x7F in _RISCV_FP_OPCODES
+    funct3 = (bits >> 13) & 0x7
+    return bits & 0x3 in (0, 2) and funct3 in (1, 3, 5, 7) and bits != 0  # c.fld/c.flw/c.fsd/c.fsw(+sp)
+
+
+def _decode_riscv(words: tuple[int, ...], elf: Path | None, has_fpu: bool | None = None) -> FaultReport:
     _, mcause, mepc, mtval = words[:4]
-    text = _MCAUSE.get(mcause, f"mcause {mcause}")
+    interrupt = bool(mcause & 0x80000000)
+    text = f"interrupt {mcause & 0x7FFFFFFF}" if interrupt else _MCAUSE.get(mcause, f"mcause {mcause}")
+    kind = f"trap {mcause}"
     function, where = _where(mepc, elf)
-    sentence = f"trap: {text} {where} (mtval 0x{mtval:08x})"
-    return FaultReport(f"trap {mcause}", mepc, function, sentence,
-                       {"mcause": mcause, "mepc": mepc, "mtval": mtval})
+    if mcause == 2 and _riscv_fp_instruction(mtval):
+        kind = "trap 2 FPU"
+        sentence = f"trap: illegal instruction (FPU instruction 0x{mtval:08x}, RISC-V F/D extension) {where}"
+        if has_fpu is False:
+            sentence += " on a core without an FPU"
+    else:
+        sentence = f"trap: {text} {where} (mtval 0x{mtval:08x})"
+    return FaultReport(kind, mepc, function, sentence, {"mcause": mcause, "mepc": mepc, "mtval": mtval})

@@ -11,22 +11,34 @@ rejected and reported. Counts are converted to the device's unit by a
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from farm.protocol import Timing
 from farm.session import Session
 
-CountConverter = Callable[[float, int], float]  # (ticks, timer_hz) -> count in the unit
+#: (raw timing of one RUN, the harness's identity) -> count per inference in the device's unit
+CountConverter = Callable[[Timing, Mapping[str, str]], float]
+
+
+def cycles_per_inference(timing: Timing, identity: Mapping[str, str]) -> float:
+    """A cycle counter (DWT->CYCCNT, SysTick at core clock): the model loop minus the
+    identical loop with an empty model, per inference (cycles beyond an empty call)."""
+    return (timing.loop_ticks - timing.null_loop_ticks) / timing.count
 
 
 @dataclass(frozen=True)
 class MeasurePlan:
     warmup: int = 2
     windows: int = 5
-    inferences_per_window: int = 5
+    inferences_per_window: int = 8  # >= 5: the harness cycles 8 start phases (see main.c)
     outlier_mads: float = 5.0
+    #: seconds a board may take to answer one request, and to run one inference,
+    #: before it is reported as hung
+    request_timeout: float = 10.0
+    inference_timeout: float = 30.0
 
 
 @dataclass
@@ -57,7 +69,7 @@ class Measurement:
 
 def measure_timing(session: Session, sample: bytes, plan: MeasurePlan, unit: str,
                    convert: CountConverter, timeout_per_inference: float) -> TimingResult:
-    identity_hz = int(session.identify()["timer_hz"])
+    identity = session.identify()
     session.load_input(sample)
     if plan.warmup:
         session.run(plan.warmup, timeout=timeout_per_inference * plan.warmup + 5)
@@ -67,7 +79,7 @@ def measure_timing(session: Session, sample: bytes, plan: MeasurePlan, unit: str
         timing = session.read_timing()
         if timing.count != plan.inferences_per_window:
             raise RuntimeError(f"board timed {timing.count} inferences, asked for {plan.inferences_per_window}")
-        counts.append(convert(timing.total_ticks / timing.count, identity_hz))
+        counts.append(convert(timing, identity))
     return _reject_outliers(unit, counts, plan.outlier_mads)
 
 

@@ -1,15 +1,17 @@
 """Glue of the pipeline: one (device, model, variant) -> one stored-ready ResultRecord.
 
-model artifacts -> generated C -> firmware ELF -> preflight (sizes) -> board ->
-timing + outputs -> comparison with the host reference -> energy. Every failure
-becomes a status with a sentence (does-not-fit, faulted, hung, error); nothing
-here raises for a board problem, so a run goes on with the next board.
+model artifacts -> generated C -> firmware ELF -> preflight (sizes, portability
+scan of the ELF for the device's core) -> board -> timing + outputs -> comparison
+with the host reference -> energy. Every failure becomes a status with a sentence
+(does-not-fit, not-portable, faulted, hung, error); nothing here raises for a
+board problem, so a run goes on with the next board.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from farm.native_output import native_output_to
 from farm.measure import MeasurePlan, collect_outputs, measure_timing
 from farm.models import ModelArtifacts, build_variant
 from farm.models.metrics import score
+from farm.portability import PortabilityError, PortabilityReport, check_device, lacking_instruction_at
 from farm.results import ResultRecord
 from farm.session import DeviceFault, DeviceHung, DeviceRefused
 
@@ -44,6 +47,16 @@ FLOAT_TOLERANCE = 1e-4
 
 class DoesNotFit(RuntimeError):
     """The ELF needs more flash or RAM than the device has."""
+
+
+class NotPortable(DoesNotFit):
+    """The ELF uses what the device's core lacks (FPU, DSP, ...) or breaks a
+    variant's rule (an int8 build that is not float-free). Like DoesNotFit, the
+    build is refused before flashing (callers that catch DoesNotFit refuse it too)."""
+
+    def __init__(self, message: str, report: PortabilityReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -74,9 +87,58 @@ def prepare_firmware(tflite: Path, name: str, variant: str, device: Any, state: 
     if gen_dir.exists():
         shutil.rmtree(gen_dir)
     tmp.rename(gen_dir)
-    build = build_firmware(gen_dir, target or target_for(device), state)
+    try:
+        build = build_firmware(gen_dir, target or target_for(device), state)
+    except FirmwareBuildError as exc:
+        overflow = _linker_overflow(str(exc), device)
+        if overflow:
+            raise DoesNotFit(overflow) from None
+        raise
     sizes = elf_sizes(build.elf)
     return PreparedFirmware(generated, build, sizes.flash_bytes, sizes.ram_bytes)
+
+
+_OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
+
+
+def _linker_overflow(log: str, device: Any) -> str | None:
+    """The linker's "region `RAM' overflowed by N bytes" as a does-not-fit sentence."""
+    found = {name: int(n) for name, n in _OVERFLOW.findall(log)}
+    if not found:
+        return None
+    sizes = {"FLASH": ("flash", device.flash_bytes), "RAM": ("RAM", device.ram_bytes)}
+    parts = []
+    for region, over in found.items():
+        what, have = sizes.get(region, (region, None))
+        if have is not None:
+            parts.append(f"{what}: needs {have + over} bytes, {device.name} has {have} (refused by the linker)")
+        else:
+            parts.append(f"{what}: {over} bytes too many (refused by the linker)")
+    return "; ".join(parts)
+
+
+def check_portable(device: Any, fw: PreparedFirmware, variant: str) -> PortabilityReport:
+    """The static portability scan of the ELF for the device's core; raises NotPortable."""
+    report = check_device(fw.build.elf, device, variant)
+    if not report.portable:
+        raise NotPortable(report.summary(), report)
+    return report
+
+
+def fault_status(exc: DeviceFault, device: Any, elf: Path | None) -> tuple[str, str]:
+    """(status, message) for a fault the board reported: "not-portable" when it
+    shows that the build uses what the core lacks (NOCP: an FPU instruction; an
+    undefined/illegal instruction that the static check knows the core lacks),
+    "faulted" otherwise (a deliberate udf, a bad pointer, ...)."""
+    report = decode_fault(exc.words, elf, device.fpu != "none")
+    if "NOCP" in report.kind or report.kind == "trap 2 FPU":
+        return "not-portable", f"faulted on the board: {report.sentence}"
+    if elf is not None and ("UNDEFINSTR" in report.kind or report.kind == "trap 2"):
+        why = lacking_instruction_at(elf, report.pc, core=str(device.core), fpu=str(device.fpu),
+                                     dsp=bool(device.dsp))
+        if why:
+            return "not-portable", f"faulted on the board: {report.sentence} ({why})"
+    return "faulted", report.sentence
 
 
 def check_fits(device: Any, fw: PreparedFirmware) -> None:
@@ -112,8 +174,14 @@ def dequantize_output(art: ModelArtifacts, values: np.ndarray) -> np.ndarray:
 
 
 def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: MeasurePlan | None = None,
-                progress: Progress = _quiet) -> ResultRecord:
-    """Measure one model variant on one device; never raises for a board problem."""
+                progress: Progress = _quiet, target: BuildTarget | None = None,
+                preflight: bool = True) -> ResultRecord:
+    """Measure one model variant on one device; never raises for a board problem.
+
+    ``target`` builds with explicit flags instead of the device's capability model
+    and ``preflight=False`` skips the size and portability checks: only for tests
+    that must put a non-portable build on a board to see how it fails there.
+    """
     plan = plan or MeasurePlan()
     record = _base_record(device, model, variant)
     fw: PreparedFirmware | None = None
@@ -126,19 +194,23 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
         record.metric = art.metric
         record.accuracy_host = art.host_metric
         progress(f"{device.name}: firmware for {model}/{variant}")
-        fw = prepare_firmware(art.tflite_path, model, variant, device, state)
+        fw = prepare_firmware(art.tflite_path, model, variant, device, state, target)
         record.flash_bytes, record.ram_bytes = fw.flash_bytes, fw.ram_bytes
         record.elf_sha256 = file_sha256(fw.build.elf)
         record.compiler, record.compiler_flags = fw.build.compiler, fw.build.compiler_flags
-        check_fits(device, fw)
+        if preflight:
+            check_fits(device, fw)
+            progress(f"{device.name}: portability check of {model}/{variant}")
+            check_portable(device, fw, variant)
         progress(f"{device.name}: flashing and measuring {model}/{variant}")
         with open_board(device, fw.build.elf, state / "logs") as board:
             record.unit = board.unit
+            board.session.timeout = plan.request_timeout
             sample = np.ascontiguousarray(art.test_inputs[0]).tobytes()
             timing = measure_timing(board.session, sample, plan, board.unit, board.convert,
-                                    timeout_per_inference=30.0)
+                                    timeout_per_inference=plan.inference_timeout)
             outputs = collect_outputs(board.session, art.test_inputs, tuple(art.ref_outputs.shape[1:]),
-                                      art.ref_outputs.dtype, timeout=30.0)
+                                      art.ref_outputs.dtype, timeout=plan.inference_timeout)
         record.count_median = timing.median
         record.count_min, record.count_max = timing.minimum, timing.maximum
         record.windows = len(timing.window_counts)
@@ -158,15 +230,16 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
         if art.latency_only:
             notes.append("latency-only model (trained on generated data; accuracy not meaningful)")
         record.message = "; ".join(notes) or None
+    except NotPortable as exc:
+        record.status, record.message = "not-portable", str(exc)
     except DoesNotFit as exc:
         record.status, record.message = "does-not-fit", str(exc)
     except DeviceFault as exc:
-        report = decode_fault(exc.words, fw.build.elf if fw else None, device.fpu != "none")
-        record.status, record.message = "faulted", report.sentence
+        record.status, record.message = fault_status(exc, device, fw.build.elf if fw else None)
     except DeviceHung as exc:
         record.status, record.message = "hung", f"{device.name} stopped answering: {exc}"
     except (DeviceRefused, FirmwareBuildError, EmulatorError, codegen.CodegenError,
-            PowerMonitorNotImplementedError, EnergyError) as exc:
+            PowerMonitorNotImplementedError, EnergyError, PortabilityError) as exc:
         record.status, record.message = "error", str(exc)
     return record
 
@@ -183,6 +256,7 @@ def infer(tflite: Path, device: Any, inputs: np.ndarray, *, state: Path,
     progress(f"{device.name}: generating and building {tflite.name}")
     fw = prepare_firmware(tflite, tflite.stem, variant, device, state)
     check_fits(device, fw)
+    check_portable(device, fw, variant)
     gen = fw.generated
     in_shape = tuple(gen.input_shape)
     in_dtype = np.dtype(gen.input_dtype)
@@ -193,7 +267,7 @@ def infer(tflite: Path, device: Any, inputs: np.ndarray, *, state: Path,
         try:
             outputs = collect_outputs(board.session, samples, out_shape, np.dtype(gen.output_dtype), timeout=60.0)
         except DeviceFault as exc:
-            raise DeviceRefused(decode_fault(exc.words, fw.build.elf, device.fpu != "none").sentence) from None
+            raise DeviceRefused(fault_status(exc, device, fw.build.elf)[1]) from None
     if inputs.ndim == len(in_shape) + 1 and in_shape and in_shape[0] == 1 and out_shape and out_shape[0] == 1:
         return outputs  # samples kept their batch dimension: keep it on the outputs too
     return outputs.reshape(len(samples), *out_shape[1:]) if out_shape and out_shape[0] == 1 else outputs

@@ -639,18 +639,42 @@ def softfloat_entry_points(elf: Path) -> dict[int, str]:
 
 
 _TRACE = re.compile(r"^Trace \d+: \S+ \[[0-9a-f]+/([0-9a-f]+)/")
+#: the return-address register in QEMU's CPU dump (-d cpu)
+_RETURN_ADDRESS = {"arm": re.compile(r"\bR14=([0-9a-f]{8})"), "riscv": re.compile(r"\bx1/ra\s+([0-9a-f]{8})")}
+#: the general-purpose registers of the dump (CSRs such as mip may change while nothing executes)
+_GPRS = {"arm": re.compile(r"\bR\d\d=[0-9a-f]{8}"), "riscv": re.compile(r"\bx\d+/\w+\s+[0-9a-f]{8}")}
 
 
-def count_softfloat_calls(device: Any, elf: Path, sample: bytes, *, inferences: int = 3,
+def _trace_blocks(path: Path) -> Iterable[tuple[int, str]]:
+    """(pc, the block's text) of each TB entry logged by ``-d exec,cpu``."""
+    pc: int | None = None
+    lines: list[str] = []
+    with path.open(errors="replace") as fh:
+        for line in fh:
+            match = _TRACE.match(line)
+            if match:
+                if pc is not None:
+                    yield pc, "".join(lines)
+                pc, lines = int(match.group(1), 16), []
+            elif pc is not None:
+                lines.append(line)
+    if pc is not None:
+        yield pc, "".join(lines)
+
+
+def count_softfloat_calls(device: Any, elf: Path, sample: bytes, *, inferences: int = 2,
                           timeout: float = 30.0) -> dict[str, float]:
     """Soft-float helper calls per inference, **measured** on an emulated board.
 
-    QEMU runs the ELF with its execution trace (``-d exec,nochain``) filtered
-    (``-dfilter``) to the entry addresses of the soft-float helpers and of
-    ``model_invoke``: every call enters a helper at its first instruction, so the
-    number of translation blocks executed there is the number of calls. Counted
-    over ``inferences`` runs of ``sample``; returns helper -> calls per inference
-    (only helpers that were called).
+    QEMU runs the ELF with its execution trace and a CPU dump at each traced block
+    (``-d exec,cpu,nochain``), filtered (``-dfilter``) to the entry addresses of the
+    soft-float helpers and of ``model_invoke``: every call enters a helper at its
+    first instruction. A call whose return address lies in another helper (e.g.
+    ``__aeabi_fcmplt`` calling ``__aeabi_cfcmple``) is part of the outer call and
+    not counted; a block logged twice with the very same registers (QEMU re-enters
+    a block when its instruction budget runs out under -icount) counts once.
+    Counted over ``inferences`` runs of ``sample``; returns helper -> calls per
+    inference (only helpers that were called).
     """
     from farm.emulator import EmulatorSpec, QemuBoard
     from farm.session import Session
@@ -658,8 +682,9 @@ def count_softfloat_calls(device: Any, elf: Path, sample: bytes, *, inferences: 
 
     if getattr(device, "emulator", None) is None:
         raise PortabilityError(f"device {device.name}: soft-float calls are measured on emulated boards only")
-    helpers = softfloat_entry_points(elf)
-    entry = read_elf_code(elf).function_named(ENTRY)
+    code = read_elf_code(elf)
+    helpers = {f.start: f.helper_name() for f in code.functions if f.is_softfloat}
+    entry = code.function_named(ENTRY)
     if entry is None:
         raise PortabilityError(f"{elf}: no function {ENTRY!r}")
     if not helpers:
@@ -667,9 +692,12 @@ def count_softfloat_calls(device: Any, elf: Path, sample: bytes, *, inferences: 
     watched = {**helpers, entry.start: ENTRY}
     ranges = ",".join(f"0x{a:x}+0x2" for a in sorted(watched))
     spec = EmulatorSpec(device.emulator.machine, device.emulator.icount_shift)
+    return_address = _RETURN_ADDRESS[code.arch]
+    counts: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(prefix="farm-trace-") as tmp:
         trace = Path(tmp) / "exec.log"
-        with QemuBoard(spec, elf, extra_args=("-d", "exec,nochain", "-dfilter", ranges, "-D", str(trace))) as board:
+        args = ("-d", "exec,cpu,nochain", "-dfilter", ranges, "-D", str(trace))
+        with QemuBoard(spec, elf, extra_args=args) as board:
             transport = open_transport(board.url)
             try:
                 session = Session(transport, timeout=timeout)
@@ -678,12 +706,20 @@ def count_softfloat_calls(device: Any, elf: Path, sample: bytes, *, inferences: 
                 session.run(inferences, timeout=timeout)
             finally:
                 transport.close()
-        counts: Counter[str] = Counter()
-        with trace.open(errors="replace") as fh:
-            for line in fh:
-                match = _TRACE.match(line)
-                if match and (name := watched.get(int(match.group(1), 16))) is not None:
-                    counts[name] += 1
+        previous: tuple[int, list[str]] | None = None
+        for pc, block in _trace_blocks(trace):
+            state = (pc, _GPRS[code.arch].findall(block))
+            if state == previous:
+                continue  # the same block re-entered before it ran an instruction
+            previous = state
+            name = watched.get(pc)
+            match = return_address.search(block)
+            if name is None or match is None:
+                continue
+            caller = code.function_at(int(match.group(1), 16) & ~1)
+            if name != ENTRY and caller is not None and caller.is_softfloat:
+                continue  # a helper's own call of another helper
+            counts[name] += 1
     invocations = counts.pop(ENTRY, 0)
     if invocations != inferences:
         raise PortabilityError(f"execution trace saw {invocations} calls of {ENTRY}, expected {inferences}")

@@ -111,19 +111,26 @@ class FrameDecoder:
 
 @dataclass(frozen=True)
 class Timing:
-    """Ticks of the board timer over the last RUN (timer overhead already removed)."""
+    """Raw ticks of the board timer over the last RUN of ``count`` inferences.
+
+    ``total/min/max_ticks``: the per-inference windows (timer overhead included).
+    ``loop_ticks``: the whole timed loop running the model; ``null_loop_ticks``:
+    the identical loop running an empty model (see timed_loop in main.c).
+    """
 
     count: int
     total_ticks: int
     min_ticks: int
     max_ticks: int
+    loop_ticks: int = 0
+    null_loop_ticks: int = 0
 
 
 def parse_timing(payload: bytes) -> Timing:
-    status, count, total, lo, hi = struct.unpack("<BIQQQ", payload)
+    status, count, total, lo, hi, loop, null_loop = struct.unpack("<BIQQQQQ", payload)
     if status != Status.OK:
         raise ValueError(f"timing status {status}")
-    return Timing(count, total, lo, hi)
+    return Timing(count, total, lo, hi, loop, null_loop)
 
 
 def parse_identity(payload: bytes) -> dict[str, str]:

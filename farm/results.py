@@ -39,7 +39,7 @@ RUN_KINDS = ("run", "nightly", "pytest")
 #: passed / failed: the run's verdict; finished: completed without a verdict;
 #: error: the run itself broke; interrupted: stopped by the user.
 RUN_STATUSES = ("running", "passed", "failed", "finished", "error", "interrupted")
-RESULT_STATUSES = ("ok", "failed", "faulted", "hung", "does-not-fit", "error")
+RESULT_STATUSES = ("ok", "failed", "faulted", "hung", "does-not-fit", "not-portable", "error")
 UNITS = ("cycles", "instructions")
 
 

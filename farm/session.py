@@ -65,7 +65,11 @@ class Session:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise DeviceHung(f"no answer to {waiting_for} within {timeout:.1f} s")
-            self._pending.extend(self._decoder.feed(self.transport.read_some(min(left, 0.5))))
+            try:
+                data = self.transport.read_some(min(left, 0.5))
+            except OSError as exc:  # pyserial's SerialException included: the board went away
+                raise DeviceHung(f"lost the connection while waiting for {waiting_for}: {exc}") from None
+            self._pending.extend(self._decoder.feed(data))
         frame = self._pending.pop(0)
         if frame.type == MsgType.FAULT:
             count = len(frame.payload) // 4
@@ -74,7 +78,10 @@ class Session:
 
     def _request(self, msg_type: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
         name = MsgType(msg_type).name if msg_type in MsgType._value2member_map_ else f"request 0x{msg_type:02x}"
-        self.transport.write(encode(msg_type, payload))
+        try:
+            self.transport.write(encode(msg_type, payload))
+        except OSError as exc:
+            raise DeviceHung(f"lost the connection when sending {name}: {exc}") from None
         want = msg_type | RESPONSE
         while True:
             frame = self._next_frame(timeout or self.timeout, name)

@@ -27,7 +27,8 @@ enum proto_type {
   PROTO_LOAD_INPUT = 0x02,  /* u32 offset, bytes -> u8 status */
   PROTO_RUN = 0x03,         /* u32 count -> u8 status, i32 kernel status */
   PROTO_READ_OUTPUT = 0x04, /* u32 offset, u16 len -> u8 status, bytes */
-  PROTO_READ_TIMING = 0x05, /* -> u8 status, u32 n, u64 total, u64 min, u64 max (ticks) */
+  PROTO_READ_TIMING = 0x05, /* -> u8 status, u32 n, u64 total, u64 min, u64 max, u64 loop,
+                               u64 null_loop (raw ticks; see timed_loop in main.c) */
   PROTO_PING = 0x06,        /* bytes -> the same bytes */
   PROTO_RESPONSE = 0x80,
   /* unsolicited (device -> host) */
