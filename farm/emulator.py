@@ -103,6 +103,8 @@ class QemuBoard:
             "-monitor", "none",
             "-nodefaults",
             "-icount", f"shift={spec.icount_shift}",
+            # nodelay: no Nagle on QEMU's side of the UART socket; without it every reply
+            # of a few bytes waits for the host's delayed ACK (~40 ms per request)
             "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=on,nodelay=on",
             "-kernel", str(elf),
             *extra_args,  # e.g. an execution trace (farm.portability.count_softfloat_calls)

@@ -724,9 +724,3 @@ def count_softfloat_calls(device: Any, elf: Path, sample: bytes, *, inferences: 
     if invocations != inferences:
         raise PortabilityError(f"execution trace saw {invocations} calls of {ENTRY}, expected {inferences}")
     return {name: n / inferences for name, n in sorted(counts.items())}
-
-
-def violations_text(violations: Iterable[Violation], limit: int = 5) -> str:
-    items = list(violations)
-    text = "; ".join(v.sentence for v in items[:limit])
-    return text + (f"; ... {len(items) - limit} more" if len(items) > limit else "")

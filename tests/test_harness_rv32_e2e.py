@@ -122,3 +122,30 @@ def test_fault_is_classified_not_portable(calib_elf: Path, rv32):
     status, message = fault_status(DeviceFault((2, 5, violation.address, 0x10)), rv32, calib_elf)
     assert (status, message) == ("faulted", f"trap: load access fault at 0x{violation.address:08x} in model_invoke "
                                             "(mtval 0x00000010)")
+
+
+def test_a_build_too_big_for_16k_ram_is_does_not_fit_with_the_numbers(tmp_path: Path, rv32, state_dir: Path):
+    from farm.firmware import FirmwareBuildError
+    from farm.pipeline import _linker_overflow
+
+    big = tmp_path / "big_model"
+    big.mkdir()
+    (big / "model.c").write_text((CALIB / "model.c").read_text())
+    header = (CALIB / "model_generated.h").read_text().replace("#define MODEL_ARENA_BYTES 16",
+                                                               "#define MODEL_ARENA_BYTES 20000")
+    (big / "model_generated.h").write_text(header)
+    target = BuildTarget(rv32.board, machine_flags(rv32.core, rv32.fpu, rv32.dsp))
+    with pytest.raises(FirmwareBuildError) as info:
+        build_firmware(big, target, state_dir)
+    sentence = _linker_overflow(str(info.value), rv32)
+    assert sentence is not None
+    needed = int(sentence.split("needs ")[1].split(" bytes")[0])
+    assert needed > 20000 + 0x800  # the arena and the fixed stack at least
+    assert sentence == f"RAM: needs {needed} bytes, qemu-rv32 has 16384 (refused by the linker)"
+
+
+def test_minstret_ticks_are_instructions_times_two_to_the_shift():
+    assert SPEC.ticks_to_instructions(40031, 320_000_000, timer="minstret") == 40031
+    assert EmulatorSpec("sifive_e", 2).ticks_to_instructions(4 * 40031, 320_000_000, timer="minstret") == 40031
+    # SysTick at 25 MHz under shift 6: 1.6 ticks per instruction
+    assert EmulatorSpec("mps2-an385", 6).ticks_to_instructions(16, 25_000_000, timer="systick") == 10

@@ -1,0 +1,76 @@
+"""HIL suite: portability of every model of the zoo to every board of the inventory.
+
+Static checks of the very ELF that would be flashed (built with the flags of the
+device's capability model): int8 builds contain no floating point on their
+inference path; float builds on FPU-less cores are soft-float, and no build uses
+an instruction its core lacks. One test runs the matrix cell on the board too, so
+the nightly's portability verdict is confirmed by execution (or decoded when not).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from farm.models import VARIANTS, list_models
+
+MODELS = list_models()
+
+
+def _check(device: Any, model: str, variant: str, state: Path) -> Any:
+    """The static portability report of the (model, variant) build for the device; skips what does not fit."""
+    from farm.models import build_variant
+    from farm.native_output import native_output_to
+    from farm.pipeline import DoesNotFit, check_fits, prepare_firmware
+    from farm.portability import check_device
+
+    with native_output_to(state / "logs" / "tensorflow.log"):
+        art = build_variant(model, variant, state / "models")
+    try:
+        fw = prepare_firmware(art.tflite_path, model, variant, device, state)
+        check_fits(device, fw)
+    except DoesNotFit as exc:
+        pytest.skip(f"{model}/{variant} does not fit {device.name}: {exc}")
+    return check_device(fw.build.elf, device, variant)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_int8_build_is_float_free(device, farm_state, model):
+    report = _check(device, model, "int8", farm_state)
+    assert report.float_free, f"{device.name} {model}/int8: {report.summary()}"
+    assert report.portable, report.summary()
+
+
+@pytest.mark.farm_select(fpu="none")
+@pytest.mark.parametrize("model", MODELS)
+def test_float32_without_fpu_is_soft_float(device, farm_state, model):
+    report = _check(device, model, "float32", farm_state)
+    assert report.portable, report.summary()
+    assert not report.fpu_instructions, f"{device.name} {model}/float32 has FPU instructions: {report.summary()}"
+    assert report.float_kind == "soft-float" and report.softfloat_call_sites > 0, report.summary()
+    assert report.elf_float_abi == "soft"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("model", MODELS)
+def test_no_instruction_the_core_lacks(device, farm_state, model, variant):
+    report = _check(device, model, variant, farm_state)
+    assert report.portable, f"{device.name} {model}/{variant}: {report.summary()}"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("model", MODELS)
+def test_portability_matrix_cell_runs(device, farm_state, model, variant):
+    """The `farm portability` cell: static checks, then one inference on the board."""
+    from farm.portability_matrix import portability_cell
+
+    cell = portability_cell(device, model, variant, farm_state)
+    if cell.status == "does-not-fit":
+        pytest.skip(cell.reason)
+    if cell.status == "portable" and cell.checked == "static":
+        pytest.skip(f"passes the static checks; not run: {cell.reason}")  # no driver for this board yet
+    assert cell.status == "runs", f"{device.name} {model}/{variant}: {cell.status}: {cell.reason}"
+    if variant != "int8" and device.fpu == "none" and device.is_emulated:
+        assert cell.softfloat_calls_per_inference and cell.softfloat_calls_per_inference > 0
