@@ -162,15 +162,9 @@ def compare_outputs(art: ModelArtifacts, device_out: np.ndarray) -> tuple[float,
     """(fraction of samples bit-exact with the reference, max abs error in float units)."""
     ref = art.ref_outputs
     exact = np.all(device_out.reshape(len(ref), -1) == ref.reshape(len(ref), -1), axis=1)
-    dev_f = dequantize_output(art, device_out)
-    ref_f = dequantize_output(art, ref)
+    dev_f = art.outputs_to_float(device_out).astype(np.float64)
+    ref_f = art.outputs_to_float(ref).astype(np.float64)
     return float(exact.mean()), float(np.max(np.abs(dev_f - ref_f))) if ref.size else 0.0
-
-
-def dequantize_output(art: ModelArtifacts, values: np.ndarray) -> np.ndarray:
-    if values.dtype == np.int8:
-        return (values.astype(np.float64) - art.output_zero_point) * art.output_scale
-    return values.astype(np.float64)
 
 
 def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: MeasurePlan | None = None,
