@@ -112,3 +112,23 @@ def test_fault_is_reported_not_a_hang(calib_elf: Path):
     assert report.kind == "UsageFault UNDEFINSTR"
     assert report.function == "model_invoke"
     assert "undefined instruction" in report.sentence and "in model_invoke" in report.sentence
+
+
+def test_run_count_limits_are_refused(calib_elf: Path):
+    with QemuBoard(EmulatorSpec("mps2-an385", 6), calib_elf) as board:
+        session, _ = _session(board)
+        for count in (0, 65):
+            with pytest.raises(DeviceRefused, match="RUN count must be 1..64"):
+                session._request(MsgType.RUN, struct.pack("<I", count))
+        session.run(64)  # the limit itself is fine
+        assert session.read_timing().count == 64
+
+
+def test_null_invoke_is_the_two_instructions_the_host_adds_back(calib_elf: Path):
+    """The count's definition depends on it: (loop - null loop) / n + 2."""
+    import subprocess
+
+    listing = subprocess.run(["arm-none-eabi-objdump", "-d", "--disassemble=null_invoke", str(calib_elf)],
+                             capture_output=True, text=True, check=True).stdout
+    body = [line for line in listing.splitlines() if line.startswith(" ") and ":\t" in line]
+    assert [line.split("\t")[2].split()[0] for line in body] == ["movs", "bx"]
