@@ -75,3 +75,8 @@ def _qemu(device: Any, elf: Path, log_dir: Path) -> Iterator[BoardConnection]:
             yield BoardConnection(session, identity, "instructions", convert, qemu.url)
         finally:
             transport.close()
+
+
+# Drivers for real boards live in their own modules and register on import.
+from farm import serial_board as _serial_board  # noqa: E402,F401  "serial"
+from farm.remote import board as _ssh_board  # noqa: E402,F401  "ssh"

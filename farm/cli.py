@@ -102,13 +102,36 @@ def _devices_option(fn: Any) -> Any:
 @cli.command()
 @_devices_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--clear-quarantine", "clear", multiple=True, metavar="NAME",
+              help="End the quarantine of a device (repeatable), then list.")
 @click.pass_context
-def devices(ctx: click.Context, as_json: bool) -> None:
-    """List the inventory: each device's capabilities, how it is reached, its state."""
+def devices(ctx: click.Context, as_json: bool, clear: tuple[str, ...]) -> None:
+    """List the inventory: each device's capabilities, how it is reached, its state.
+
+    The state says whether a device is free, leased by a run (whose, until when)
+    or quarantined (why, until when: it failed to identify), from the results
+    database's lease table (farm.leases).
+    """
+    from farm.leases import LeaseManager
     from farm.report import device_rows, print_devices
+    from farm.state import default_db_url, state_dir
 
     inventory = _load_inventory(_ctx_devices(ctx))
+    _select_devices(inventory, clear)
     rows = device_rows(inventory)
+    leases = LeaseManager(default_db_url(state_dir()), purpose="farm devices")
+    try:
+        for name in clear:
+            if leases.clear_quarantine(name):
+                err.print(f"{name}: quarantine cleared")
+        for row, lease in zip(rows, leases.states([r["name"] for r in rows]), strict=True):
+            row["lease"] = lease.to_json()
+            if lease.state != "free":
+                row["state"] = lease.text
+            elif row["state"] == "ready":
+                row["state"] = "free"
+    finally:
+        leases.close()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -152,9 +175,12 @@ def models(models: tuple[str, ...], as_json: bool) -> None:
 @click.option("--variant", "variants", multiple=True,
               help="float32, int8-weights or int8 (repeatable; default: all three).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per result (JSON lines).")
+@click.option("--lease-wait", "lease_wait", type=float, default=900.0, show_default=True, metavar="SECONDS",
+              help="Wait this long for a device that another run holds, then skip it.")
+@click.option("--skip-busy", is_flag=True, help="Skip devices that another run holds, without waiting.")
 @click.pass_context
 def run(ctx: click.Context, device_names: tuple[str, ...], model_names: tuple[str, ...],
-        variants: tuple[str, ...], as_json: bool) -> None:
+        variants: tuple[str, ...], as_json: bool, lease_wait: float, skip_busy: bool) -> None:
     """Measure models on devices: counts, latency, energy, accuracy, sizes.
 
     Every result is stored in the results database under a new run. Exit code 1
@@ -181,13 +207,28 @@ def run(ctx: click.Context, device_names: tuple[str, ...], model_names: tuple[st
     run_id = store.start_run("run", git_commit())
     records = []
     ok = True
+    from farm.leases import DeviceBusy, DeviceQuarantined, LeaseManager, quarantine_if_needed
+
+    leases = LeaseManager(store.url, purpose=f"farm run {run_id}")
     try:
         for device in chosen:
+            try:  # one run at a time on a device (farm.leases)
+                leases.acquire(device.name, wait=0.0 if skip_busy else lease_wait,
+                               on_wait=lambda message: err.print(escape(message)))
+            except (DeviceBusy, DeviceQuarantined) as exc:
+                err.print(f"[yellow]skipped:[/] {escape(str(exc))}")
+                ok = False
+                continue
             for model in model_names:
                 for variant in variants or VARIANTS:
+                    if (quarantined := leases.quarantined(device.name)) is not None:
+                        err.print(f"[yellow]skipped:[/] {escape(str(quarantined))}")
+                        ok = False
+                        break
                     with err.status(f"{device.name} {model}/{variant}") as status:
                         record = measure_one(device, model, variant, state=state,
                                              progress=lambda msg: status.update(msg))
+                    quarantine_if_needed(leases, device.name, record)
                     record.id = store.add_result(run_id, record)
                     record.run_id = run_id
                     records.append(record)
@@ -197,7 +238,9 @@ def run(ctx: click.Context, device_names: tuple[str, ...], model_names: tuple[st
                     else:
                         err.print(escape(f"{device.name} {model}/{variant}: {record.status}"
                                          + (f" — {record.message}" if record.message else "")))
+            leases.release(device.name)
     finally:
+        leases.close()
         store.finish_run(run_id, "passed" if ok else "failed")
     if not as_json:
         print_results(out, records, title=f"run {run_id}")
@@ -284,4 +327,9 @@ def main() -> None:
 from farm.cli_nightly import nightly  # noqa: E402
 
 cli.add_command(nightly)
+from farm.cli_bench import bench  # noqa: E402
+cli.add_command(bench)
 from farm.cli_portability import portability; cli.add_command(portability)  # noqa: E402, E702
+from farm.cli_compare import compare; cli.add_command(compare)  # noqa: E402, E702
+from farm.cli_baseline import baseline; cli.add_command(baseline)  # noqa: E402, E702
+from farm.cli_report import report; cli.add_command(report)  # noqa: E402, E702

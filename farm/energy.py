@@ -37,10 +37,32 @@ class PowerMonitorNotImplementedError(NotImplementedError):
     """The inventory names a power monitor this version of tinyfarm does not implement."""
 
 
+@dataclass(frozen=True)
+class RunWindow:
+    """What the board did while a measuring monitor recorded: ``count`` inferences, the
+    RUN request sent at ``started`` and answered at ``finished`` (time.monotonic()), and
+    the board's own timing of its model loop in seconds (None when unknown)."""
+
+    count: int
+    started: float
+    finished: float
+    loop_seconds: float | None = None
+
+
+#: runs inferences on the board while a monitor records; returns what it did
+BoardRun = Callable[[], RunWindow]
+
+
 class PowerMonitor(ABC):
-    """A driver bound to one device's ``power`` section of the inventory."""
+    """A driver bound to one device's ``power`` section of the inventory.
+
+    A *modelled* monitor computes energy from a count (``energy_per_inference``); a
+    *measuring* one (``measures = True``: PPK2, Joulescope) records current while the
+    board runs inferences and integrates it (``measure_energy(run, device)``).
+    """
 
     kind: ClassVar[PowerKind]
+    measures: ClassVar[bool] = False
 
     def __init__(self, spec: Power) -> None:
         if spec.kind is not self.kind:
@@ -50,6 +72,10 @@ class PowerMonitor(ABC):
     @abstractmethod
     def energy_per_inference(self, count: float, unit: str, device: Device) -> EnergyFigure:
         """Energy of one inference that took ``count`` ``unit`` (cycles or instructions)."""
+
+    def measure_energy(self, run: BoardRun, device: Device) -> EnergyFigure:
+        """Record while ``run()`` runs inferences on the board; energy per inference."""
+        raise EnergyError(f"power kind {self.kind} does not measure; it models energy from a count")
 
     def _check_device(self, device: Device) -> None:
         if device.power != self.spec:
@@ -102,12 +128,21 @@ def power_monitor_for(device: Device) -> PowerMonitor | None:
     return cls(device.power)
 
 
-def energy_per_inference(device: Device, count: float, unit: str) -> EnergyFigure | None:
+def energy_per_inference(device: Device, count: float, unit: str,
+                         run: BoardRun | None = None) -> EnergyFigure | None:
     """Energy of one inference on ``device`` by its declared monitor; None when the
-    device declares no ``power``. A declared but unimplemented monitor raises
-    :class:`PowerMonitorNotImplementedError`."""
+    device declares no ``power``. A measuring monitor records while ``run()`` runs
+    inferences on the board (an EnergyError without it). A declared but
+    unimplemented monitor raises :class:`PowerMonitorNotImplementedError`."""
     monitor = power_monitor_for(device)
-    return monitor.energy_per_inference(count, unit, device) if monitor is not None else None
+    if monitor is None:
+        return None
+    if monitor.measures:
+        if run is None:
+            raise EnergyError(f"device {device.name}: {monitor.kind} measures the board while it runs; "
+                              f"no board run was given")
+        return monitor.measure_energy(run, device)
+    return monitor.energy_per_inference(count, unit, device)
 
 
 def _check_count(count: float, unit: str) -> None:
@@ -133,3 +168,8 @@ class DatasheetModel(PowerMonitor):
         energy_j = count * self.spec.voltage * ua_per_mhz * 1e-12
         source = f"modelled: {ua_per_mhz:g} uA/MHz x {self.spec.voltage:g} V x {unit} (datasheet model, not measured)"
         return EnergyFigure(energy_uj=energy_j * 1e6, source=source)
+
+
+# Monitors that measure live in farm/power/ and register on import.
+from farm.power import joulescope as _joulescope  # noqa: E402,F401
+from farm.power import ppk2 as _ppk2  # noqa: E402,F401

@@ -176,6 +176,8 @@ class Host(_Data):
     key_file: Path | None = None
     known_hosts: Path | None = None
     trust_on_first_use: StrictBool = False
+    python: Text = "python3"  # runs the farm's agent there (needs pyserial)
+    work_dir: Text = ".cache/tinyfarm"  # the agent and copied images; relative to the user's home
 
     @field_validator("key_file")
     @classmethod
@@ -208,8 +210,17 @@ class Serial(_Data):
 
 
 class Flash(_Data):
-    protocol: Text  # PlatformIO upload_protocol: stlink, cmsis-dap, picotool, esptool, ...
+    """How firmware gets onto a real board (farm.flashing picks the flasher by ``protocol``).
+
+    ``protocol`` is a PlatformIO upload_protocol (stlink, cmsis-dap, jlink, picotool,
+    esptool, ...) run by ``pio run -t upload``, or ``qemu``: an emulated board exposed
+    as a serial device, "flashed" by (re)starting QEMU with the ELF (``machine``,
+    ``icount_shift``) -- the stand-in for a real board that the test suite uses."""
+
+    protocol: Text
     probe_serial: Text | None = None
+    machine: Text | None = None  # protocol qemu: the QEMU machine (-M)
+    icount_shift: Annotated[int, Strict(), Field(ge=0, le=10)] | None = None  # protocol qemu
 
 
 class Power(_Data):
@@ -229,11 +240,13 @@ class Device(_Data):
     flash_bytes: PositiveInt
     ram_bytes: PositiveInt
     board: Text  # PlatformIO board id
+    platform: Text | None = None  # PlatformIO dev-platform of a real board (ststm32, raspberrypi, ...)
     emulator: Emulator | None = None
     serial: Serial | None = None
     flash: Flash | None = None
     power: Power | None = None  # None: no energy figure for this device
     tags: tuple[Name, ...] = ()
+    _bench_host: Host | None = PrivateAttr(default=None)
 
     @property
     def core_info(self) -> CoreInfo:
@@ -255,7 +268,17 @@ class Device(_Data):
     @property
     def unit(self) -> Literal["instructions", "cycles"]:
         """What the timer counts: emulators count executed instructions, silicon counts cycles."""
-        return "instructions" if self.is_emulated else "cycles"
+        return "instructions" if self.is_emulated or self.flashed_by_qemu else "cycles"
+
+    @property
+    def flashed_by_qemu(self) -> bool:
+        """A serial device that is really an emulated board (flash protocol ``qemu``)."""
+        return self.flash is not None and self.flash.protocol == "qemu"
+
+    @property
+    def bench_host(self) -> Host | None:
+        """The declared host a remote device is attached to (set when the inventory is validated)."""
+        return self._bench_host
 
     @property
     def has_fpu(self) -> bool:
@@ -296,6 +319,25 @@ class Device(_Data):
                     (("flash",), "'flash' applies to real boards; an emulated board is loaded by its emulator")
                 )
             problems += self._machine_problems(self.emulator)
+        if self.flash is not None:
+            problems += self._flash_problems(self.flash)
+        return problems
+
+    def _flash_problems(self, flash: Flash) -> list[tuple[Loc, str]]:
+        problems: list[tuple[Loc, str]] = []
+        if flash.protocol == "qemu":
+            if flash.machine is None:
+                problems.append((("flash",), "protocol qemu needs 'machine' (the QEMU machine, e.g. mps2-an385)"))
+            else:
+                problems += [(("flash", *loc[1:]), message) for loc, message in
+                             self._machine_problems(Emulator(kind=EmulatorKind.QEMU, machine=flash.machine))]
+            if flash.probe_serial is not None:
+                problems.append((("flash", "probe_serial"), "protocol qemu has no probe; remove probe_serial"))
+        else:
+            for key in ("machine", "icount_shift"):
+                if getattr(flash, key) is not None:
+                    problems.append(((("flash", key)),
+                                     f"'{key}' applies to protocol qemu only, not {flash.protocol}"))
         return problems
 
     def _power_problems(self) -> list[tuple[Loc, str]]:
@@ -390,6 +432,9 @@ class Inventory(_Data):
                 )
         if problems:
             raise CrossFieldError(problems)
+        for device in self.devices:
+            if device.host is not None:
+                device._bench_host = self.hosts[device.host]
         return self
 
     @property

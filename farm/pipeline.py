@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,9 @@ from farm.elfinfo import elf_sizes, file_sha256
 from farm.emulator import EmulatorError
 from farm.energy import EnergyError, PowerMonitorNotImplementedError, energy_per_inference
 from farm.faults import decode_fault
-from farm.firmware import BuildTarget, FirmwareBuild, FirmwareBuildError, build_firmware
+from farm.infra import INFRA_STATUS, InfraError
+from farm.power import energy_window
+from farm.firmware import BuildTarget, FirmwareBuild, FirmwareBuildError, _locked, build_firmware
 from farm.machine_flags import machine_flags
 from farm.native_output import native_output_to
 from farm.measure import MeasurePlan, collect_outputs, measure_timing
@@ -72,7 +76,8 @@ def _quiet(_: str) -> None:
 
 
 def target_for(device: Any) -> BuildTarget:
-    return BuildTarget(device.board, machine_flags(device.core, device.fpu, device.dsp))
+    return BuildTarget(device.board, machine_flags(device.core, device.fpu, device.dsp),
+                       getattr(device, "platform", None))
 
 
 def prepare_firmware(tflite: Path, name: str, variant: str, device: Any, state: Path,
@@ -81,14 +86,17 @@ def prepare_firmware(tflite: Path, name: str, variant: str, device: Any, state: 
     codegen.check_supported(tflite)
     digest = hashlib.sha256(tflite.read_bytes()).hexdigest()[:20]
     gen_dir = state / "generated" / f"{name}-{variant}-{digest}"
-    tmp = gen_dir.with_name(gen_dir.name + ".tmp")
+    # Runs may share the state folder (two nightlies at once): generate into a folder of
+    # this process's own, and replace and build from the shared one under a lock.
+    tmp = gen_dir.with_name(f"{gen_dir.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(tmp, ignore_errors=True)
     generated = codegen.generate(tflite, tmp, name=name, variant=variant)
-    if gen_dir.exists():
-        shutil.rmtree(gen_dir)
-    tmp.rename(gen_dir)
     try:
-        build = build_firmware(gen_dir, target or target_for(device), state)
+        with _locked(gen_dir.with_name(f".{gen_dir.name}.lock")):
+            if gen_dir.exists():
+                shutil.rmtree(gen_dir)
+            tmp.rename(gen_dir)
+            build = build_firmware(gen_dir, target or target_for(device), state)
     except FirmwareBuildError as exc:
         overflow = _linker_overflow(str(exc), device)
         if overflow:
@@ -176,13 +184,14 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
     and ``preflight=False`` skips the size and portability checks: only for tests
     that must put a non-portable build on a board to see how it fails there.
     """
-    plan = plan or MeasurePlan()
     record = _base_record(device, model, variant)
     fw: PreparedFirmware | None = None
     try:
         progress(f"{device.name}: model {model}/{variant}")
         with native_output_to(state / "logs" / "tensorflow.log"):
             art = build_variant(model, variant, state / "models")
+        # the caller's plan, else the model's own (a slow model runs fewer, shorter windows)
+        plan = plan or MeasurePlan(**art.measure_plan)
         record.model_size_bytes = art.size_bytes
         record.model_sha256 = art.sha256
         record.metric = art.metric
@@ -192,10 +201,12 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
         record.flash_bytes, record.ram_bytes = fw.flash_bytes, fw.ram_bytes
         record.elf_sha256 = file_sha256(fw.build.elf)
         record.compiler, record.compiler_flags = fw.build.compiler, fw.build.compiler_flags
+        record.details = {"firmware_cached": fw.build.cached, "build_seconds": round(fw.build.build_seconds, 3),
+                          "float_abi": fw.build.float_abi}
         if preflight:
             check_fits(device, fw)
             progress(f"{device.name}: portability check of {model}/{variant}")
-            check_portable(device, fw, variant)
+            record.details["float_kind"] = check_portable(device, fw, variant).float_kind
         progress(f"{device.name}: flashing and measuring {model}/{variant}")
         with open_board(device, fw.build.elf, state / "logs") as board:
             record.unit = board.unit
@@ -205,12 +216,16 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
                                     timeout_per_inference=plan.inference_timeout)
             outputs = collect_outputs(board.session, art.test_inputs, tuple(art.ref_outputs.shape[1:]),
                                       art.ref_outputs.dtype, timeout=plan.inference_timeout)
+            # a measuring power monitor (PPK2, Joulescope) records while the board runs inferences
+            energy = energy_per_inference(device, timing.median, board.unit,
+                                          run=lambda: energy_window(board.session, board.identity,
+                                                                    timeout=plan.inference_timeout * 64))
         record.count_median = timing.median
         record.count_min, record.count_max = timing.minimum, timing.maximum
         record.windows = len(timing.window_counts)
+        record.window_counts = [float(c) for c in timing.window_counts]
         record.latency_us = timing.median / device.clock_hz * 1e6
         record.latency_is_estimate = board.unit != "cycles"
-        energy = energy_per_inference(device, timing.median, board.unit)
         if energy is not None:  # no power monitor declared: no energy figure, not a made-up one
             record.energy_uj, record.energy_source = energy.energy_uj, energy.source
         record.bit_exact_fraction, record.max_abs_error = compare_outputs(art, outputs)
@@ -223,7 +238,12 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
             notes.append(f"rejected outlier windows: {timing.rejected}")
         if art.latency_only:
             notes.append("latency-only model (trained on generated data; accuracy not meaningful)")
+        if board.identity.get("timer") == "micros":  # the Arduino layer without a cycle counter
+            notes.append("cycles scaled from a 1 MHz micros() timer (the core has no cycle counter): coarse")
         record.message = "; ".join(notes) or None
+    except InfraError as exc:  # the farm could not use the board: not a verdict on the firmware
+        record.status, record.message = INFRA_STATUS, str(exc)
+        record.details = {**(record.details or {}), "infra": type(exc).__name__, "quarantine": exc.quarantine}
     except NotPortable as exc:
         record.status, record.message = "not-portable", str(exc)
     except DoesNotFit as exc:

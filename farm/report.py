@@ -126,6 +126,76 @@ def print_triad(console: Console, records: Sequence[Any], run_id: int) -> None:
     _print_sources(console, records)
 
 
+SEVERITY_STYLE = {"regression": "bold red", "changed": "yellow", "improved": "green", "noise": "dim",
+                  "new": "cyan", "missing": "magenta"}
+
+
+def print_comparison(console: Console, comparison: Any, *, show_noise: bool = False,
+                     title: str | None = None) -> None:
+    """What changed against the baseline: one row per finding, regressions first."""
+    from farm.cli_store import run_label
+    from farm.regression import METRIC_LABELS, PROVENANCE_METRICS, format_pct, format_value
+
+    if comparison.baseline is None:
+        console.print(f"no baseline to compare with ({comparison.baseline_reason}): "
+                      f"this run becomes the baseline when it passes")
+        return
+    order = {s: i for i, s in enumerate(SEVERITY_STYLE)}
+    shown = sorted((f for f in comparison.findings if show_noise or f.severity != "noise"),
+                   key=lambda f: (f.metric in PROVENANCE_METRICS, order.get(f.severity, 99)))
+    header = (f"{run_label(comparison.current)} vs baseline {run_label(comparison.baseline)}"
+              + (f" — {comparison.baseline_reason}" if comparison.baseline_reason else ""))
+    if not shown:
+        console.print(escape(header))
+        noise = len(comparison.of("noise"))
+        console.print("[green]no change[/] in any metric" + (f" ({noise} within the noise band)" if noise else ""))
+        return
+    table = Table(title=title or escape(header), title_justify="left")
+    for col in ("severity", "board", "model", "variant", "metric", "before", "after", "change", "why"):
+        table.add_column(col, justify="right" if col in ("before", "after", "change") else "left")
+    for f in shown:
+        style = SEVERITY_STYLE.get(f.severity, "")
+        before_unit = None if f.metric == "count" else f.unit
+        table.add_row(f"[{style}]{f.severity}[/]", f.device, f.model, f.variant, METRIC_LABELS.get(f.metric, f.metric),
+                      escape(format_value(f.metric, f.before, before_unit)),
+                      escape(format_value(f.metric, f.after, f.unit)), format_pct(f.change_pct), escape(f.reason))
+    console.print(table)
+
+
+def comparison_summary(comparison: Any) -> str:
+    """One line: ``2 regressions, 1 change within thresholds, 3 improvements against run 14``."""
+    if comparison.baseline is None:
+        return f"no baseline ({comparison.baseline_reason})"
+    parts = []
+    words = (("regression", "regression", "regressions"), ("changed", "change within thresholds",
+             "changes within thresholds"), ("improved", "improvement", "improvements"),
+             ("new", "new result", "new results"), ("missing", "missing result", "missing results"))
+    from farm.regression import PROVENANCE_METRICS
+
+    for severity, one, many in words:
+        n = len([f for f in comparison.of(severity) if f.metric not in PROVENANCE_METRICS])
+        if n:
+            parts.append(f"{n} {one if n == 1 else many}")
+    if not comparison.regressions:
+        parts.insert(0, "no regression")
+    rebuilt = {f.key for f in comparison.findings if f.metric in PROVENANCE_METRICS}
+    if rebuilt:
+        parts.append(f"{len(rebuilt)} result{'s' if len(rebuilt) != 1 else ''} from a changed model or firmware")
+    return ", ".join(parts) + f" against run {comparison.baseline.id} ({comparison.baseline_reason})"
+
+
+def print_verdict(console: Console, run_id: int, status: str, comparison: Any, tests_line: str) -> None:
+    """The short text summary at the end of a nightly."""
+    from farm.regression import sentence
+
+    for f in comparison.regressions:
+        console.print(f"[bold red]REGRESSION[/] {escape(sentence(f))}", soft_wrap=True)
+    colour = "green" if status == "passed" else "red"
+    console.print(f"nightly run {run_id}: [bold {colour}]{status.upper()}[/] — {escape(comparison_summary(comparison))}",
+                  soft_wrap=True)
+    console.print(escape(tests_line), soft_wrap=True)
+
+
 def _print_sources(console: Console, records: Iterable[Any]) -> None:
     units = sorted({r.unit for r in records if r.count_median is not None})
     energy = sorted({r.energy_source for r in records if r.energy_source})

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time (idempotent) set-up of a Debian 12 machine for tinyfarm:
-#   1. Debian packages: cross toolchains, QEMU, OpenSSH (--no-install-recommends),
+#   1. Debian packages: cross toolchains, QEMU, OpenSSH, PostgreSQL (the test server for the
+#      results store), Chromium (renders the HTML report in a test) (--no-install-recommends),
 #   2. a virtualenv at .venv with tinyfarm installed editable (pip install -e .[dev]),
 #   3. the offline PlatformIO core dir in the project's state folder (.farm/pio-core).
 # A second run only checks and skips what is done.
@@ -11,8 +12,9 @@ APT_PACKAGES=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   qemu-system-arm qemu-system-misc
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
-  openssh-server openssh-client
+  openssh-server openssh-client python3-serial
   python3-venv
+  postgresql chromium
 )
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }

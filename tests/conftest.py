@@ -15,6 +15,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("FARM_HOME", str(REPO / ".farm" / "test-state"))
+# The farm's commands and the nightly work through the whole model zoo by default; the
+# project's own tests run them end to end on the sine model only (the zoo's big models
+# take minutes on the emulators: the HIL suite, `make nightly`, covers them).
+os.environ.setdefault("FARM_MODELS", "sine")
 
 
 @pytest.fixture(scope="session")
@@ -28,4 +32,4 @@ def state_dir() -> Path:
 def repo_root() -> Path:
     return REPO
 
-pytest_plugins = ["fixtures_models"]
+pytest_plugins = ["fixtures_models", "postgres_server"]

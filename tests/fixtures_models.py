@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,8 +47,29 @@ def sine_artifacts(model_cache_dir: Path) -> dict:
     return {variant: build_variant("sine", variant, model_cache_dir) for variant in VARIANTS}
 
 
+_KERNEL_LIBRARY: dict[str, Path] = {}
+
+
+def host_kernel_library() -> Path:
+    """The kernel library compiled once per test session with the host gcc (a static archive)."""
+    if "lib" in _KERNEL_LIBRARY:
+        return _KERNEL_LIBRARY["lib"]
+    out_dir = Path(tempfile.mkdtemp(prefix="farm-host-kernels-"))
+    objects = []
+    for src in sorted((KERNELS / "src").glob("*.c")):
+        obj = out_dir / (src.stem + ".o")
+        result = subprocess.run(["gcc", *HOST_CFLAGS, f"-I{KERNELS / 'include'}", "-c", str(src), "-o", str(obj)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and not result.stderr, f"{src.name}:\n{result.stderr}"
+        objects.append(str(obj))
+    library = out_dir / "libkernels.a"
+    subprocess.run(["ar", "rcs", str(library), *objects], check=True, capture_output=True)
+    _KERNEL_LIBRARY["lib"] = library
+    return library
+
+
 def compile_host_model(tflite_path: Path, out_dir: Path, *, name: str = "test", variant: str = "test") -> Path:
-    """Generate C for `tflite_path` into out_dir and link it with the host driver."""
+    """Generate C for `tflite_path` into out_dir and link it with the host driver and kernels."""
     from farm.codegen import generate
 
     if shutil.which("gcc") is None:
@@ -55,7 +77,7 @@ def compile_host_model(tflite_path: Path, out_dir: Path, *, name: str = "test", 
     gen = generate(tflite_path, out_dir, name=name, variant=variant)
     exe = out_dir / "model_host"
     cmd = ["gcc", *HOST_CFLAGS, f"-I{KERNELS / 'include'}", f"-I{out_dir}",
-           *map(str, sorted((KERNELS / "src").glob("*.c"))), str(gen.source), str(HOST_DRIVER), "-o", str(exe)]
+           str(gen.source), str(HOST_DRIVER), str(host_kernel_library()), "-o", str(exe)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0 and not result.stderr, f"host build failed:\n{result.stderr}"
     return exe

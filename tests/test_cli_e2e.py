@@ -21,20 +21,19 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent
 
 
-def farm(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def farm(*args: str, cwd: Path = REPO, db: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if db is not None:
+        env["FARM_DB_URL"] = f"sqlite:///{db}"
     return subprocess.run([sys.executable, "-m", "farm", *args], cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ), timeout=600)
+                          env=env, timeout=600)
 
 
-def _db(state_dir: Path) -> ResultsStore:
-    return ResultsStore(f"sqlite:///{state_dir / 'results.db'}")
-
-
-def test_run_json_int8_on_m3_is_bit_exact_repeatable_and_stored(state_dir: Path):
-    before = len(_db(state_dir).runs())
-    first = farm("run", "--device", "qemu-m3", "--model", "sine", "--variant", "int8", "--json")
+def test_run_json_int8_on_m3_is_bit_exact_repeatable_and_stored(tmp_path: Path):
+    db = tmp_path / "results.db"
+    first = farm("run", "--device", "qemu-m3", "--model", "sine", "--variant", "int8", "--json", db=db)
     assert first.returncode == 0, first.stderr
-    second = farm("run", "--device", "qemu-m3", "--model", "sine", "--variant", "int8", "--json")
+    second = farm("run", "--device", "qemu-m3", "--model", "sine", "--variant", "int8", "--json", db=db)
     assert second.returncode == 0, second.stderr
     a, b = (json.loads(p.stdout.strip()) for p in (first, second))
     for r in (a, b):
@@ -47,9 +46,9 @@ def test_run_json_int8_on_m3_is_bit_exact_repeatable_and_stored(state_dir: Path)
         assert 0 < r["flash_bytes"] < 64 * 1024 and 0 < r["ram_bytes"]
         assert r["compiler_flags"].startswith("-mcpu=cortex-m3 -mthumb -mfloat-abi=soft")
     assert a["count_median"] == b["count_median"] and a["count_min"] == b["count_min"]
-    store = _db(state_dir)
+    store = ResultsStore(f"sqlite:///{db}")
     runs = store.runs()
-    assert len(runs) == before + 2
+    assert len(runs) == 2
     stored = store.results_for_run(runs[-1].id)
     assert [(r.device, r.variant, r.count_median, r.elf_sha256) for r in stored] == [
         ("qemu-m3", "int8", b["count_median"], b["elf_sha256"])]

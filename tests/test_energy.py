@@ -87,10 +87,18 @@ def test_bad_counts_are_refused(count: float, unit: str, match: str) -> None:
         energy_per_inference(emulated(), count, unit)
 
 
-def test_measuring_monitors_are_not_implemented_yet_and_say_so() -> None:
+def test_measuring_monitors_need_the_board_running() -> None:
     bench = load_inventory(REPO / "examples" / "devices-bench.yaml")
     nucleo = bench.device("nucleo-f446re")
     assert nucleo.power is not None and nucleo.power.kind is PowerKind.PPK2
+    assert power_monitor_class("ppk2").measures and power_monitor_class("joulescope").measures
+    with pytest.raises(EnergyError, match="ppk2 measures the board while it runs"):
+        energy_per_inference(nucleo, 1000, "cycles")  # a count alone is not enough: see tests/test_ppk2.py
+
+
+def test_an_unimplemented_monitor_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(energy, "_REGISTRY", {PowerKind.MODEL: DatasheetModel})
+    nucleo = load_inventory(REPO / "examples" / "devices-bench.yaml").device("nucleo-f446re")
     with pytest.raises(PowerMonitorNotImplementedError) as info:
         energy_per_inference(nucleo, 1000, "cycles")
     assert str(info.value) == (
@@ -110,7 +118,8 @@ def test_device_without_power_section_has_no_energy_figure() -> None:
 
 def test_registry_is_looked_up_by_inventory_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     assert power_monitor_class("model") is DatasheetModel
-    monkeypatch.setattr(energy, "_REGISTRY", dict(energy._REGISTRY))
+    monkeypatch.setattr(energy, "_REGISTRY", {k: v for k, v in energy._REGISTRY.items()
+                                              if k is not PowerKind.JOULESCOPE})
 
     @register_power_monitor("joulescope")
     class FakeJoulescope(PowerMonitor):

@@ -99,14 +99,38 @@ def test_int8_weights_per_channel_runs_in_tensorflow(sine_artifacts):
     np.testing.assert_allclose(out, f32.ref_outputs, atol=0.05)
 
 
-def test_weights_to_int8_only_touches_fully_connected(conv_tflite):
+def test_weights_to_int8_quantizes_every_weight_op(conv_tflite):
+    """CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED weights all become int8 + DEQUANTIZE
+    (per-tensor: TFLM's DEQUANTIZE has no per-channel path); nothing else changes."""
     from farm.models.convert import weights_to_int8
     from farm.tflite_reader import parse_tflite
 
+    f32 = parse_tflite(conv_tflite.read_bytes()).main
     graph = parse_tflite(weights_to_int8(conv_tflite.read_bytes())).main
-    assert [op.opcode for op in graph.operators] == ["CONV_2D", "RESHAPE", "DEQUANTIZE", "FULLY_CONNECTED"]
-    conv_weights = graph.tensors[graph.operators[0].inputs[1]]
-    assert conv_weights.dtype == "float32" and conv_weights.is_constant
+    assert [op.opcode for op in graph.operators] == ["DEQUANTIZE", "CONV_2D", "RESHAPE", "DEQUANTIZE",
+                                                     "FULLY_CONNECTED"]
+    for op, op32 in zip([o for o in graph.operators if o.opcode != "DEQUANTIZE"], f32.operators):
+        if op.opcode == "RESHAPE":
+            continue
+        weights = graph.tensors[op.inputs[1]]
+        assert weights.dtype == "float32" and not weights.is_constant
+        q = graph.tensors[graph.producer(weights.index).inputs[0]]
+        assert q.dtype == "int8" and q.quant.scales.size == 1 and q.quant.zero_point == 0
+        w32 = f32.tensors[op32.inputs[1]].data
+        np.testing.assert_allclose(q.data * q.quant.scale, w32, rtol=0, atol=q.quant.scale / 2 + 1e-7)
+    float_consts = [t for t in graph.tensors if t.is_constant and t.dtype == "float32"]
+    assert all(len(t.shape) == 1 for t in float_consts)  # only biases stay float
+
+
+def test_quantize_symmetric_per_channel_axis():
+    from farm.models.convert import quantize_symmetric
+
+    w = np.random.default_rng(0).normal(size=(1, 3, 3, 5)).astype(np.float32)
+    w[..., 2] *= 10.0
+    q, scales = quantize_symmetric(w, per_channel=True, axis=3)
+    assert scales.shape == (5,) and q.shape == w.shape
+    np.testing.assert_allclose(q * scales.reshape(1, 1, 1, 5), w, rtol=0, atol=float(scales.max()) / 2 + 1e-7)
+    assert np.all(np.max(np.abs(q.reshape(-1, 5)), axis=0) == 127)
 
 
 def test_cache_hit_needs_no_tensorflow(sine_artifacts, model_cache_dir):
@@ -155,3 +179,80 @@ def test_quantize_rounds_half_away_from_zero():
     np.testing.assert_array_equal(quantize(x, 1.0, 0), [1, -1, 2, -2, 3, 127, -128])
     np.testing.assert_array_equal(quantize(x, 1.0, -10), [-9, -11, -8, -12, -7, 127, -128])
     np.testing.assert_allclose(dequantize(np.array([-128, 0, 127], dtype=np.int8), 0.5, -1), [-63.5, 0.5, 64.0])
+
+
+# --------------------------------------------------------------------------- #
+# The zoo
+# --------------------------------------------------------------------------- #
+
+ZOO_INPUTS = {"digits": (8, 8, 1), "kws": (49, 10, 1), "ad": (640,), "ic": (32, 32, 3), "vww": (96, 96, 3)}
+
+
+def test_zoo_registry():
+    from farm.measure import MeasurePlan
+    from farm.models import registered_models
+
+    assert set(registered_models()) >= {"sine", *ZOO_INPUTS}
+    assert not get_recipe("digits").latency_only  # real data (scikit-learn), real accuracy
+    for name in ("kws", "ad", "ic", "vww"):
+        recipe = get_recipe(name)
+        assert recipe.latency_only, f"{name} trains on generated data: it must say so"
+        assert recipe.measure, f"{name} is slow on the emulators: it needs its own measurement plan"
+        plan = MeasurePlan(**recipe.measure)  # every key is a MeasurePlan field
+        # exact counts need > 4 SysTick ticks per window at 1.6 ticks per instruction
+        assert plan.inferences_per_window * 1.6 > 4 and plan.windows >= 2 and plan.warmup >= 1
+    with pytest.raises(ValueError, match="unknown measurement plan keys"):
+        from farm.models.registry import recipe as register
+
+        register("bad-plan", metric="mae", params={}, measure={"windowz": 3})
+
+
+def test_list_models_follows_farm_models(monkeypatch):
+    from farm.models import registered_models
+
+    monkeypatch.setenv("FARM_MODELS", "digits, sine")
+    assert list_models() == ["digits", "sine"]
+    monkeypatch.setenv("FARM_MODELS", "")
+    assert list_models() == registered_models()
+    monkeypatch.setenv("FARM_MODELS", "sine,nope")
+    with pytest.raises(UnknownModelError, match="FARM_MODELS names unknown model"):
+        list_models()
+
+
+@pytest.fixture(scope="session")
+def zoo_artifacts(model_cache_dir):
+    """Every variant of every zoo model (built once, then cached in the state folder)."""
+    from farm.native_output import native_output_to
+
+    with native_output_to(model_cache_dir.parent / "logs" / "tensorflow.log"):
+        return {(m, v): build_variant(m, v, model_cache_dir) for m in ZOO_INPUTS for v in VARIANTS}
+
+
+def test_zoo_models_at_their_real_input_sizes(zoo_artifacts):
+    for (name, variant), art in zoo_artifacts.items():
+        assert art.test_inputs.shape[1:] == ZOO_INPUTS[name], (name, variant)
+        assert art.latency_only == (name != "digits")
+        assert art.measure_plan == dict(get_recipe(name).measure)
+        assert len(art.test_inputs) == len(art.ref_outputs) == len(art.ground_truth) > 0
+        graph = read_tflite(art.tflite_path).main
+        assert tuple(graph.tensors[graph.inputs[0]].shape) == (1, *ZOO_INPUTS[name])
+    sizes = {(n, v): a.size_bytes for (n, v), a in zoo_artifacts.items()}
+    for name in ZOO_INPUTS:
+        assert sizes[name, "int8"] < sizes[name, "float32"] and sizes[name, "int8-weights"] < sizes[name, "float32"]
+
+
+def test_digits_real_accuracy_on_the_host(zoo_artifacts):
+    accuracies = {v: zoo_artifacts["digits", v].host_metric for v in VARIANTS}
+    assert min(accuracies.values()) >= 0.93, accuracies
+    assert len(zoo_artifacts["digits", "int8"].test_inputs) == 360  # 20% of scikit-learn's 1797 digits
+
+
+def test_mlperf_tiny_architectures(zoo_artifacts):
+    """The reference architectures' op mix survives conversion (BN folded, Dropout gone)."""
+    ops = {name: [op.opcode for op in read_tflite(zoo_artifacts[name, "int8"].tflite_path).main.operators]
+           for name in ("kws", "ad", "ic", "vww")}
+    assert ops["kws"].count("DEPTHWISE_CONV_2D") == 4 and ops["kws"].count("CONV_2D") == 5
+    assert "AVERAGE_POOL_2D" in ops["kws"] and ops["kws"][-1] == "SOFTMAX"
+    assert ops["ad"].count("FULLY_CONNECTED") == 10
+    assert ops["ic"].count("ADD") == 3 and ops["ic"].count("CONV_2D") == 9
+    assert ops["vww"].count("DEPTHWISE_CONV_2D") == 13 and ops["vww"].count("CONV_2D") == 14

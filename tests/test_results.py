@@ -134,8 +134,9 @@ def test_tables_are_created_with_the_documented_columns(tmp_path: Path) -> None:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         run_columns = [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
         result_columns = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
-    assert tables == {"runs", "results"}
-    assert run_columns == ["id", "started_at", "finished_at", "kind", "git_commit", "farm_version", "status"]
+    assert tables == {"runs", "results", "findings", "settings"}
+    assert run_columns == ["id", "started_at", "finished_at", "kind", "git_commit", "farm_version", "status",
+                           "baseline_id", "regressions", "details"]
     assert result_columns == {f.name for f in dataclasses.fields(ResultRecord)}
 
 
@@ -188,3 +189,130 @@ def test_refuses_what_it_cannot_store_faithfully(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="unknown final run status 'running'"):
         store.finish_run(run_id, "running")
     assert store.results_for_run(run_id) == []
+
+
+# --------------------------------------------------------------------------- history, baselines, findings
+# The same tests run on SQLite and on a real PostgreSQL server (tests/postgres_server.py).
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> ResultsStore:
+    if request.param == "sqlite":
+        url_ = url(tmp_path / "r.db")
+    else:
+        url_ = request.getfixturevalue("pg_db_url")
+    store = ResultsStore(url_)
+    yield store
+    store.close()
+
+
+def test_every_field_round_trips_including_windows_and_details(any_store: ResultsStore) -> None:
+    record = full_record()
+    record.window_counts = [123_456.0, 123_400.0, 123_470.5, 123_456.0, 5_000_000_000.0]
+    record.details = {"firmware_cached": True, "build_seconds": 0.71, "float_kind": "float-free"}
+    run_id = any_store.start_run("nightly", "abc")
+    any_store.add_result(run_id, record)
+    (back,) = any_store.results_for_run(run_id)
+    assert stored_fields(back) == stored_fields(record)
+    assert back.created_at.tzinfo is UTC
+    run = any_store.run(run_id)
+    assert run.started_at.tzinfo is UTC and (run.baseline_id, run.regressions, run.details) == (None, None, None)
+
+
+def test_last_passing_nightly_and_pinned_baseline(any_store: ResultsStore) -> None:
+    store = any_store
+    assert store.last_passing_run() is None and store.pinned_baseline() is None
+    a = store.start_run("nightly", "a")
+    store.finish_run(a, "passed")
+    b = store.start_run("run", "b")
+    store.finish_run(b, "passed")  # a `farm run` is never a nightly's baseline
+    c = store.start_run("nightly", "c")
+    store.finish_run(c, "failed")
+    d = store.start_run("nightly", "d")
+    assert store.last_passing_run().id == a  # type: ignore[union-attr]
+    assert store.last_passing_run(before=a) is None
+    store.finish_run(d, "passed")
+    assert store.last_passing_run().id == d  # type: ignore[union-attr]
+    assert store.last_passing_run(before=d).id == a  # type: ignore[union-attr]
+
+    assert store.pin_baseline(c).id == c
+    assert store.pinned_baseline() == c
+    store.pin_baseline(a)  # re-pinning replaces
+    assert store.pinned_baseline() == a
+    assert store.unpin_baseline() == a and store.pinned_baseline() is None and store.unpin_baseline() is None
+    with pytest.raises(ResultsError, match="no run with id 999"):
+        store.pin_baseline(999)
+    assert [r.id for r in store.runs("nightly")] == [a, c, d]
+    assert [r.id for r in store.runs("nightly", last=2)] == [c, d]
+    assert [r.id for r in store.runs(up_to=b)] == [a, b]
+
+
+def test_findings_are_stored_with_the_runs_baseline(any_store: ResultsStore) -> None:
+    from farm.results import Finding
+
+    store = any_store
+    base = store.start_run("nightly", "a")
+    run = store.start_run("nightly", "b")
+    findings = [
+        Finding(device="qemu-m3", model="sine", variant="int8", metric="count", severity="regression",
+                before=4338.0, after=4800.0, unit="instructions", change_pct=10.65, reason="slower by more than 2%"),
+        Finding(device="qemu-m3", model="sine", variant="float32", metric="status", severity="regression",
+                before="ok", after="faulted", reason="was ok, now faulted: HardFault"),
+        Finding(device="qemu-rv32", model="sine", variant="int8", metric="flash", severity="changed",
+                before=6228, after=6300, unit="bytes", change_pct=1.16),
+    ]
+    store.set_comparison(run, base, findings)
+    assert store.findings_for_run(run) == findings
+    assert (store.run(run).baseline_id, store.run(run).regressions) == (base, 2)
+    store.set_comparison(run, base, findings[2:])  # judged again: replaced, not added
+    assert store.findings_for_run(run) == findings[2:] and store.run(run).regressions == 0
+    store.update_run_details(run, tests={"passed": 3})
+    store.update_run_details(run, seconds=1.5)
+    assert store.run(run).details == {"tests": {"passed": 3}, "seconds": 1.5}
+    with pytest.raises(ResultsError, match="unknown finding severity 'bad'"):
+        store.set_comparison(run, base, [Finding(device="d", model="m", variant="v", metric="count",
+                                                 severity="bad")])
+
+
+def test_an_older_database_gets_the_new_columns(tmp_path: Path) -> None:
+    """A results.db written before runs/results had baseline_id, window_counts, ... keeps working."""
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript("""
+            CREATE TABLE runs (id INTEGER PRIMARY KEY, started_at DATETIME, finished_at DATETIME,
+                kind VARCHAR(16), git_commit VARCHAR(64), farm_version VARCHAR(64), status VARCHAR(16));
+            CREATE TABLE results (id INTEGER PRIMARY KEY, run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE,
+                device VARCHAR(128), model VARCHAR(128), variant VARCHAR(32), status VARCHAR(16), message TEXT,
+                unit VARCHAR(16), count_median FLOAT, count_min BIGINT, count_max BIGINT, windows INTEGER,
+                latency_us FLOAT, latency_is_estimate BOOLEAN, energy_uj FLOAT, energy_source TEXT,
+                metric VARCHAR(32), accuracy_device FLOAT, accuracy_host FLOAT, bit_exact_fraction FLOAT,
+                max_abs_error FLOAT, flash_bytes BIGINT, ram_bytes BIGINT, model_size_bytes BIGINT,
+                model_sha256 VARCHAR(64), elf_sha256 VARCHAR(64), compiler TEXT, compiler_flags TEXT,
+                host VARCHAR(128), farm_version VARCHAR(64), created_at DATETIME);
+            INSERT INTO runs VALUES (1, '2026-01-01 00:00:00', '2026-01-01 00:01:00', 'nightly', 'abc', '0.1.0',
+                'passed');
+            INSERT INTO results (id, run_id, device, model, variant, status, unit, count_median, created_at)
+                VALUES (1, 1, 'qemu-m3', 'sine', 'int8', 'ok', 'instructions', 4338, '2026-01-01 00:00:30');
+        """)
+    store = ResultsStore(url(db))
+    (old,) = store.results_for_run(1)
+    assert (old.count_median, old.window_counts, old.details) == (4338.0, None, None)
+    assert store.last_passing_run().id == 1  # type: ignore[union-attr]
+    new = store.start_run("nightly", "def")
+    store.add_result(new, ResultRecord(device="qemu-m3", model="sine", variant="int8", status="ok",
+                                       window_counts=[1.0, 2.0]))
+    store.set_comparison(new, 1, [])
+    assert store.results_for_run(new)[0].window_counts == [1.0, 2.0] and store.run(new).baseline_id == 1
+
+
+def test_postgres_urls_use_psycopg_and_bad_urls_are_refused_with_a_sentence(tmp_path: Path) -> None:
+    from farm.results import normalize_url, redact
+
+    assert normalize_url("postgresql://farm@db:5432/farm").drivername == "postgresql+psycopg"
+    assert normalize_url("postgres://farm@db/farm").drivername == "postgresql+psycopg"
+    assert normalize_url("postgresql+psycopg2://x@y/z").drivername == "postgresql+psycopg2"  # as asked
+    assert redact("postgresql://farm:secret@db/farm") == "postgresql://farm:***@db/farm"
+    with pytest.raises(ResultsError, match="not a database URL"):
+        ResultsStore("not a url")
+    with pytest.raises(ResultsError, match=r"cannot open the results database postgresql\+psycopg://farm:\*\*\*@"):
+        ResultsStore("postgresql://farm:secret@127.0.0.1:1/farm")  # nothing listens on port 1

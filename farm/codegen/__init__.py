@@ -5,13 +5,16 @@
     gen.source, gen.header, gen.arena_bytes
 
 The host does all the float math (TFLM's "Prepare"); int8 firmware gets integers only.
-Supported: FULLY_CONNECTED (float32; int8 with per-tensor or per-channel weights;
-float with int8 weights behind a DEQUANTIZE), QUANTIZE (float32 -> int8),
-DEQUANTIZE (int8 -> float32); one subgraph with one input and one output.
+Supported (float32, int8, and float32 with int8 weights behind a DEQUANTIZE where
+an op has weights): CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D,
+MAX_POOL_2D, MEAN, ADD, MUL, PAD, RESHAPE, CONCATENATION, SOFTMAX, LOGISTIC, TANH,
+RELU, RELU6, QUANTIZE, DEQUANTIZE (one module per op family in farm/codegen/ops);
+one subgraph with one input and one output. `supported_ops()` lists them.
 """
 
 from farm.codegen.errors import CodegenError, UnsupportedModelError, UnsupportedOperatorError
 from farm.codegen.generator import GeneratedModel, check_supported, generate
+from farm.codegen.lowering import supported_ops
 
 __all__ = [
     "CodegenError",
@@ -20,4 +23,5 @@ __all__ = [
     "UnsupportedOperatorError",
     "check_supported",
     "generate",
+    "supported_ops",
 ]

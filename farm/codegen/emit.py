@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from farm.codegen.errors import CodegenError
-from farm.codegen.lowering import Dequantize, FcDims, FullyConnectedF32, FullyConnectedS8, LoweredModel, Quantize, Step
+from farm.codegen.lowering import LoweredModel, Step
 from farm.codegen.planner import MemoryPlan
 
 ALIGN = "__attribute__((aligned(16)))"
@@ -86,7 +86,10 @@ def _literals(values: np.ndarray, dtype: str) -> list[str]:
     return [c_int(v) for v in flat]
 
 
-class _Emitter:
+class Emitter:
+    """Collects the declarations (constants, parameter structs) and the kernel calls
+    of one model.c. A `Step` emits itself through these helpers."""
+
     def __init__(self, lowered: LoweredModel, plan: MemoryPlan) -> None:
         self.lowered = lowered
         self.plan = plan
@@ -96,11 +99,11 @@ class _Emitter:
     def const_name(self, tensor: int) -> str:
         return f"tensor{tensor}"
 
-    def pointer(self, tensor: int, *, writable: bool) -> str:
+    def pointer(self, tensor: int, *, writable: bool, ctype: str | None = None) -> str:
         t = self.lowered.tensor(tensor)
-        ctype = c_type(t.dtype)
+        ctype = ctype or c_type(t.dtype)
         if t.is_constant:
-            return self.const_name(tensor)
+            return self.const_name(tensor) if ctype == c_type(t.dtype) else f"(const {ctype} *){self.const_name(tensor)}"
         qualifier = "" if writable else "const "
         return f"({qualifier}{ctype} *)(arena + {self.plan.offset(tensor)})"
 
@@ -112,17 +115,30 @@ class _Emitter:
         where = "const" if t.is_constant else f"arena+{self.plan.offset(tensor)}"
         return f"#{tensor} {t.dtype}{list(t.shape)} ({where})"
 
-    def dims(self, prefix: str, dims: FcDims) -> list[str]:
-        return [
-            f"static const tf_dims {prefix}_input_dims = {{{dims.batches}, 1, 1, {dims.accum_depth}}};",
-            f"static const tf_dims {prefix}_filter_dims = {{{dims.output_depth}, 1, 1, {dims.accum_depth}}};",
-            f"static const tf_dims {prefix}_output_dims = {{{dims.batches}, 1, 1, {dims.output_depth}}};",
-        ]
-
-    def header_comment(self, step: Step, extra: str) -> str:
+    def header_comment(self, step: Step, extra: str = "") -> str:
         reads = ", ".join(self.describe(t) for t in step.reads)
         writes = ", ".join(self.describe(t) for t in step.writes)
         return f"/* operator #{step.op_index} {step.opcode}{extra}: {reads} -> {writes} */"
+
+    def prefix(self, step: Step) -> str:
+        return f"op{step.op_index}"
+
+    def dims(self, name: str, dims: Sequence[int]) -> str:
+        n, h, w, c = (int(d) for d in dims)
+        return f"static const tf_dims {name} = {{{n}, {h}, {w}, {c}}};"
+
+    def struct(self, ctype: str, name: str, fields: Sequence[tuple[str, str]]) -> str:
+        body = "".join(f"    .{key} = {value},\n" for key, value in fields)
+        return f"static const {ctype} {name} = {{\n{body}}};"
+
+    def int_array(self, name: str, ctype: str, values: Iterable[int]) -> str:
+        return c_array(name, ctype, [c_int(v) for v in values]).rstrip()
+
+    def float_array(self, name: str, values: Iterable[float]) -> str:
+        return c_array(name, "float", [c_float(v) for v in values]).rstrip()
+
+    def declare(self, step: Step, *lines: str, extra: str = "") -> None:
+        self.decls.append("\n".join([self.header_comment(step, extra), *lines]))
 
     def call(self, kernel: str, args: Sequence[str]) -> None:
         joined = (",\n" + " " * (len(kernel) + 12)).join(args)
@@ -130,72 +146,10 @@ class _Emitter:
                           f"  if (status != TF_OK) {{\n    return (int32_t)status;\n  }}")
 
 
-def _emit_fc_s8(e: _Emitter, step: FullyConnectedS8) -> None:
-    p = f"op{step.op_index}"
-    lines = [e.header_comment(step, f" ({step.activation})"),
-             f"static const tf_fc_params_s8 {p}_params = {{\n"
-             f"    .input_offset = {c_int(step.input_offset)},\n"
-             f"    .filter_offset = {c_int(step.filter_offset)},\n"
-             f"    .output_offset = {c_int(step.output_offset)},\n"
-             f"    .activation_min = {c_int(step.act_min)},\n"
-             f"    .activation_max = {c_int(step.act_max)},\n}};"]
-    if step.per_channel:
-        lines.append(c_array(f"{p}_multiplier", "int32_t", [c_int(m) for m in step.multipliers]).rstrip())
-        lines.append(c_array(f"{p}_shift", "int32_t", [c_int(s) for s in step.shifts]).rstrip())
-        lines.append(f"static const tf_per_channel_quant_params {p}_quant = {{{p}_multiplier, {p}_shift}};")
-    else:
-        lines.append(f"static const tf_per_tensor_quant_params {p}_quant = "
-                     f"{{{c_int(step.multipliers[0])}, {c_int(step.shifts[0])}}};")
-    lines += e.dims(p, step.dims)
-    e.decls.append("\n".join(lines))
-    e.call(step.kernel, [
-        f"&{p}_params", f"&{p}_quant",
-        f"&{p}_input_dims", e.pointer(step.input, writable=False),
-        f"&{p}_filter_dims", e.pointer(step.weights, writable=False),
-        e.optional(step.bias),
-        f"&{p}_output_dims", e.pointer(step.output, writable=True),
-    ])
-
-
-def _emit_fc_f32(e: _Emitter, step: FullyConnectedF32) -> None:
-    p = f"op{step.op_index}"
-    lines = [e.header_comment(step, f" ({step.activation}{', int8 weights' if step.filter_scales else ''})"),
-             f"static const tf_fc_params_f32 {p}_params = {{{c_float(step.act_min)}, {c_float(step.act_max)}}};"]
-    if step.filter_scales is not None:
-        lines.append(c_array(f"{p}_filter_scales", "float", [c_float(s) for s in step.filter_scales]).rstrip())
-    lines += e.dims(p, step.dims)
-    e.decls.append("\n".join(lines))
-    args = [f"&{p}_params", f"&{p}_input_dims", e.pointer(step.input, writable=False),
-            f"&{p}_filter_dims", e.pointer(step.weights, writable=False)]
-    if step.filter_scales is not None:
-        args.append(f"{p}_filter_scales")
-    args += [e.optional(step.bias), f"&{p}_output_dims", e.pointer(step.output, writable=True)]
-    e.call(step.kernel, args)
-
-
-def _emit_affine(e: _Emitter, step: Quantize | Dequantize) -> None:
-    p = f"op{step.op_index}"
-    e.decls.append("\n".join([
-        e.header_comment(step, ""),
-        f"static const tf_affine_quant_params {p}_quant = {{{c_float(step.scale)}, {c_int(step.zero_point)}}};",
-    ]))
-    e.call(step.kernel, [f"&{p}_quant", str(step.size), e.pointer(step.input, writable=False),
-                         e.pointer(step.output, writable=True)])
-
-
-#: lowered step type -> emitter
-EMITTERS: dict[type, Callable[[_Emitter, Step], None]] = {
-    FullyConnectedS8: _emit_fc_s8,  # type: ignore[dict-item]
-    FullyConnectedF32: _emit_fc_f32,  # type: ignore[dict-item]
-    Quantize: _emit_affine,  # type: ignore[dict-item]
-    Dequantize: _emit_affine,  # type: ignore[dict-item]
-}
-
-
 def emit_source(lowered: LoweredModel, plan: MemoryPlan, *, name: str, variant: str, generator: str) -> str:
-    e = _Emitter(lowered, plan)
+    e = Emitter(lowered, plan)
     for step in lowered.steps:
-        EMITTERS[type(step)](e, step)
+        step.emit(e)
 
     constants = []
     for index in lowered.constant_tensors():
@@ -206,8 +160,9 @@ def emit_source(lowered: LoweredModel, plan: MemoryPlan, *, name: str, variant: 
     uses_float = any(lowered.tensor(t).dtype == "float32"
                      for step in lowered.steps for t in step.reads + step.writes)
 
-    plan_lines = [f" *   tensor #{lt.tensor}: {lt.size} bytes at offset {plan.offset(lt.tensor)}, "
-                  f"live in steps {lt.first}..{lt.last}" for lt in plan.lifetimes]
+    plan_lines = [f" *   tensor #{t}: {lowered.tensor(t).nbytes} bytes at offset {plan.offset(t)}"
+                  + (f" (shares the buffer of tensor #{plan.groups[t]})" if plan.groups.get(t, t) != t else "")
+                  for t in sorted(plan.offsets)]
     parts = [
         f"/* {c_comment(name)} ({c_comment(variant)}), generated by {generator} from "
         f"{c_comment(lowered.label)}\n"

@@ -29,7 +29,8 @@ class GeneratedModel:
     ops: tuple[str, ...]  # kernel functions called, in order
     model_hash: str  # first 16 hex chars of the .tflite sha256
     tflite_ops: tuple[str, ...] = ()  # the model's opcodes, in order (fused ones included)
-    const_bytes: int = 0  # bytes of weights/biases/parameters emitted as constants
+    const_bytes: int = 0  # bytes of the model's constant tensors emitted (weights, biases)
+    macs: int = 0  # multiply-accumulates of one inference (convolutions and fully connected)
 
 
 def check_supported(tflite_path: Path) -> None:
@@ -40,7 +41,11 @@ def check_supported(tflite_path: Path) -> None:
 def plan_for(lowered: LoweredModel) -> MemoryPlan:
     sizes = lowered.arena_tensors()
     steps = [(step.reads, step.writes) for step in lowered.steps]
-    return plan_memory(lifetimes(steps, sizes, [lowered.input], [lowered.output]))
+    inplace = [(i, out, inp) for i, step in enumerate(lowered.steps) for out, inp in step.inplace]
+    # the output never shares bytes with the input: the harness writes the next input
+    # (and refills it around its timed loops) while the output is still to be read
+    return plan_memory(lifetimes(steps, sizes, [lowered.input], [lowered.output]),
+                       aliases=lowered.aliases(), inplace=inplace, apart=[(lowered.input, lowered.output)])
 
 
 def generate(tflite_path: Path, out_dir: Path, *, name: str, variant: str) -> GeneratedModel:
@@ -79,8 +84,9 @@ def generate(tflite_path: Path, out_dir: Path, *, name: str, variant: str) -> Ge
         output_dtype=y.dtype,
         input_shape=x.shape,
         output_shape=y.shape,
-        ops=tuple(step.kernel for step in lowered.steps),
+        ops=tuple(step.kernel for step in lowered.kernel_steps),
         model_hash=model_hash,
         tflite_ops=tuple(op.opcode for op in model.main.operators),
         const_bytes=const_bytes,
+        macs=lowered.macs,
     )

@@ -36,9 +36,12 @@ INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
 
-def _round_half_away(x: float) -> int:
+def round_half_away(x: float) -> int:
     """std::round on a double: halves go away from zero."""
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+_round_half_away = round_half_away
 
 
 def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:

@@ -8,9 +8,15 @@ Recipes register themselves by decorator (`farm.models.registry.recipe`); each
 recipe module is imported below. Nothing here imports TensorFlow.
 """
 
-from farm.models import sine as _sine  # noqa: F401  (registers the "sine" recipe)
+from farm.models import ad as _ad  # noqa: F401  (each module registers its recipe)
+from farm.models import digits as _digits  # noqa: F401
+from farm.models import ic as _ic  # noqa: F401
+from farm.models import kws as _kws  # noqa: F401
+from farm.models import sine as _sine  # noqa: F401
+from farm.models import vww as _vww  # noqa: F401
 from farm.models.artifacts import ModelArtifacts
 from farm.models.build import VARIANTS, build_variant
-from farm.models.registry import UnknownModelError, get_recipe, list_models
+from farm.models.registry import UnknownModelError, get_recipe, list_models, registered_models
 
-__all__ = ["VARIANTS", "ModelArtifacts", "UnknownModelError", "build_variant", "get_recipe", "list_models"]
+__all__ = ["VARIANTS", "ModelArtifacts", "UnknownModelError", "build_variant", "get_recipe", "list_models",
+           "registered_models"]

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ class ModelArtifacts:
     latency_only: bool  # trained on generated data: accuracy meaningless
     cache_key: str = ""  # provenance: the content hash this entry was built under
     tf_version: str = ""
+    #: overrides of farm.measure.MeasurePlan for this model (few samples, short runs for slow models)
+    measure_plan: dict[str, Any] = field(default_factory=dict)
 
     @property
     def quantized_io(self) -> bool:

@@ -102,6 +102,7 @@ def _reference_entry(recipe: Recipe, variant: str, tflite: bytes, test_float: np
         "latency_only": bool(recipe.latency_only),
         "cache_key": key,
         "tf_version": tf_version,
+        "measure_plan": dict(recipe.measure),
     }
     return save_artifacts(directory, fields, tflite)
 

@@ -26,7 +26,8 @@ from farm.models.registry import Recipe
 CACHE_FORMAT = 1
 
 #: modules whose source shapes an entry (conversion, references, quantization, scoring)
-_CODE_FILES = ("convert.py", "reference.py", "quantization.py", "build.py", "metrics.py", "artifacts.py")
+_CODE_FILES = ("convert.py", "reference.py", "quantization.py", "build.py", "metrics.py", "artifacts.py",
+               "training.py")
 
 _TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tf-nightly", "tf-nightly-cpu")
 
@@ -61,6 +62,8 @@ def cache_key(recipe: Recipe) -> str:
         "recipe_source": _file_sha256(recipe.source_file),
         "params": dict(recipe.params),
         "metric": recipe.metric,
+        "latency_only": recipe.latency_only,
+        "measure": dict(recipe.measure),
         "tensorflow": tensorflow_version(),
         "tflite_micro": tflite_micro_version(),
         "converter_version": convert.CONVERTER_VERSION,

@@ -6,13 +6,14 @@
 - ``int8-weights`` (Strategy A): int8 weights, float compute. TensorFlow's own
   dynamic-range quantizer is not used: it skips weight tensors under 1024
   elements (so a small model stays all-float), and where it does quantize it
-  emits *hybrid* FULLY_CONNECTED ops that quantize the activations on the fly
-  (integer compute, which TFLM does not run). Instead the float model is
-  rewritten (`weights_to_int8`): every FULLY_CONNECTED float weight tensor is
-  replaced by an int8 constant with a symmetric per-tensor scale (max|w| / 127),
-  followed by a DEQUANTIZE op that produces the float weights the (unchanged,
-  float) FULLY_CONNECTED reads. tf.lite.Interpreter runs this as is; the code generator fuses the
-  DEQUANTIZE into the FULLY_CONNECTED (weights dequantized in float on the fly).
+  emits *hybrid* ops that quantize the activations on the fly (integer
+  compute, which TFLM does not run). Instead the float model is rewritten
+  (`weights_to_int8`): the float weight tensor of every FULLY_CONNECTED,
+  CONV_2D and DEPTHWISE_CONV_2D is replaced by an int8 constant with a
+  symmetric per-tensor scale (max|w| / 127), followed by a DEQUANTIZE op that
+  produces the float weights the (unchanged, float) op reads. tf.lite.Interpreter
+  runs this as is; the code generator fuses the DEQUANTIZE into the op (kernels
+  ``*_f32_w8``: weights dequantized in float on the fly).
 
 TensorFlow is imported inside the functions only.
 """
@@ -31,7 +32,7 @@ import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 #: Bump when the conversion changes in a way the source hash would not show.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 
 #: Alignment of constant buffers in the files we write (TFLite's own convention).
 _BUFFER_ALIGNMENT = 16
@@ -70,7 +71,7 @@ def to_int8(keras_model: Any, representative: np.ndarray, *, per_channel: bool =
     `representative` is an array of float inputs, each the model's input shape
     without the batch of one (or with it; the batch axis is added when missing),
     fed one by one for calibration. `per_channel=False` asks the converter for
-    per-tensor FULLY_CONNECTED weight scales; `int8_io=False` keeps float input
+    per-tensor weight scales (FULLY_CONNECTED and convolutions); `int8_io=False` keeps float input
     and output (the model then starts with QUANTIZE and ends with DEQUANTIZE).
     """
     import tensorflow as tf
@@ -93,12 +94,13 @@ def to_int8(keras_model: Any, representative: np.ndarray, *, per_channel: bool =
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     if not per_channel:
+        converter._experimental_disable_per_channel = True  # noqa: SLF001  (convolutions)
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True  # noqa: SLF001
     return _run_converter(converter)
 
 
 def to_int8_weights(keras_model: Any, *, per_channel: bool = False) -> bytes:
-    """Strategy A: the float32 model with int8 FULLY_CONNECTED weights (see module doc).
+    """Strategy A: the float32 model with int8 weights (see module doc).
 
     Per-tensor by default: TFLM's DEQUANTIZE kernel is per-tensor only (it would
     apply the first channel's scale to every channel of a per-channel tensor),
@@ -129,33 +131,47 @@ def convert(keras_model: Any, variant: str, representative: np.ndarray, *, per_c
 # int8-weights rewrite
 # --------------------------------------------------------------------------- #
 
-def quantize_symmetric(weights: np.ndarray, *, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 quantization of a [out, in] weight matrix.
+#: ops whose input 1 is a weight tensor -> the axis of its output channels
+WEIGHT_OPS: dict[int, int] = {
+    schema.BuiltinOperator.FULLY_CONNECTED: 0,
+    schema.BuiltinOperator.CONV_2D: 0,
+    schema.BuiltinOperator.DEPTHWISE_CONV_2D: 3,
+}
 
-    Returns (q int8 [out, in] in [-127, 127], scales float32 [out] or [1]) with
-    weights ~= scales[c] * q[c, :]. A channel that is all zero gets scale 1.
+
+def quantize_symmetric(weights: np.ndarray, *, per_channel: bool, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 quantization of a weight tensor.
+
+    Returns (q int8 in [-127, 127], scales float32: one per index of `axis`, or
+    [1]) with weights ~= scale * q. A channel that is all zero gets scale 1.
     """
     w = np.asarray(weights, dtype=np.float32)
     if per_channel:
-        max_abs = np.max(np.abs(w.reshape(w.shape[0], -1)), axis=1)
+        moved = np.moveaxis(w, axis, 0)
+        max_abs = np.max(np.abs(moved.reshape(moved.shape[0], -1)), axis=1)
     else:
         max_abs = np.array([np.max(np.abs(w))], dtype=np.float32)
     scales = np.where(max_abs > 0, max_abs / np.float32(127.0), np.float32(1.0)).astype(np.float32)
-    per_row = scales.reshape((-1,) + (1,) * (w.ndim - 1))
-    q = np.clip(np.round(w / per_row), -127, 127).astype(np.int8)
+    shape = [1] * w.ndim
+    if per_channel:
+        shape[axis] = -1
+    q = np.clip(np.round(w / scales.reshape(shape)), -127, 127).astype(np.int8)
     return q, scales
 
 
 def weights_to_int8(float_tflite: bytes, *, per_channel: bool = False) -> bytes:
-    """Rewrite a float .tflite so every FULLY_CONNECTED has int8 weights + DEQUANTIZE.
+    """Rewrite a float .tflite so that every FULLY_CONNECTED, CONV_2D and
+    DEPTHWISE_CONV_2D reads its weights from an int8 constant through a DEQUANTIZE.
 
-    Raises ConversionError if a FULLY_CONNECTED weight tensor is not a float
-    constant (then the variant would not really carry int8 weights).
+    Raises ConversionError if such a weight tensor is not a float constant (then
+    the variant would not really carry int8 weights), or if there is none.
     """
     model = schema.ModelT.InitFromPackedBuf(bytearray(float_tflite), 0)
-    fc_code = _opcode_index(model, schema.BuiltinOperator.FULLY_CONNECTED, create=False)
-    if fc_code is None:
-        raise ConversionError("model has no FULLY_CONNECTED operator: nothing to quantize")
+    weight_codes = {code: axis for builtin, axis in WEIGHT_OPS.items()
+                    if (code := _opcode_index(model, builtin, create=False)) is not None}
+    if not weight_codes:
+        raise ConversionError("model has no FULLY_CONNECTED, CONV_2D or DEPTHWISE_CONV_2D operator: "
+                              "no weights to quantize")
     dq_code = _opcode_index(model, schema.BuiltinOperator.DEQUANTIZE, create=True,
                             version=5 if per_channel else 2)
 
@@ -163,10 +179,11 @@ def weights_to_int8(float_tflite: bytes, *, per_channel: bool = False) -> bytes:
         rewritten: dict[int, int] = {}  # float weight tensor -> DEQUANTIZE inserted for it
         new_ops = []
         for op_index, op in enumerate(sg.operators or []):
-            if op.opcodeIndex == fc_code:
+            if op.opcodeIndex in weight_codes:
                 w_index = int(op.inputs[1])
                 if w_index not in rewritten:
                     new_ops.append(_dequantize_weights(model, sg, w_index, dq_code, per_channel,
+                                                       axis=weight_codes[op.opcodeIndex],
                                                        where=f"subgraph {sg_index} operator #{op_index}"))
                     rewritten[w_index] = len(new_ops) - 1
             new_ops.append(op)
@@ -208,16 +225,16 @@ def _opcode_index(model: Any, builtin: int, *, create: bool, version: int = 1) -
 
 
 def _dequantize_weights(model: Any, sg: Any, w_index: int, dq_code: int, per_channel: bool,
-                        where: str) -> Any:
+                        axis: int, where: str) -> Any:
     tensor = sg.tensors[w_index]
     buf = model.buffers[tensor.buffer]
     if tensor.type != schema.TensorType.FLOAT32 or buf.data is None or len(buf.data) == 0:
         raise ConversionError(
-            f"{where}: FULLY_CONNECTED weights {tensor.name!r} are not a float32 constant; "
+            f"{where}: weights {tensor.name!r} are not a float32 constant; "
             "cannot make an int8-weights model of it")
     shape = [int(d) for d in tensor.shape]
     weights = np.frombuffer(bytes(np.asarray(buf.data, dtype=np.uint8)), dtype="<f4").reshape(shape)
-    q, scales = quantize_symmetric(weights, per_channel=per_channel)
+    q, scales = quantize_symmetric(weights, per_channel=per_channel, axis=axis)
 
     q_buffer = schema.BufferT()
     q_buffer.data = np.frombuffer(q.tobytes(), dtype=np.uint8)
@@ -226,7 +243,7 @@ def _dequantize_weights(model: Any, sg: Any, w_index: int, dq_code: int, per_cha
     quant = schema.QuantizationParametersT()
     quant.scale = scales.tolist()
     quant.zeroPoint = [0] * scales.size
-    quant.quantizedDimension = 0
+    quant.quantizedDimension = axis if per_channel else 0
 
     q_tensor = schema.TensorT()
     q_tensor.shape = list(shape)

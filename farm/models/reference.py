@@ -9,8 +9,12 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,7 +28,9 @@ def run_tflm(tflite: bytes, inputs: np.ndarray, *, batched: bool = False) -> np.
     """
     from tflite_micro.python.tflite_micro import runtime
 
-    interpreter = runtime.Interpreter.from_bytes(tflite)
+    # the interpreter's default arena (10 x the file size) is too small for models
+    # with few weights and large activations
+    interpreter = runtime.Interpreter.from_bytes(tflite, arena_size=max(len(tflite) * 10, 1 << 22))
     outputs = []
     for sample in np.asarray(inputs):
         interpreter.set_input(sample if batched else sample[np.newaxis, ...], 0)
@@ -67,3 +73,32 @@ def run_reference(tflite: bytes, variant: str, inputs: np.ndarray) -> np.ndarray
     except KeyError:
         raise ValueError(f"unknown variant {variant!r} (known: {', '.join(REFERENCES)})") from None
     return runner(tflite, inputs)
+
+
+@dataclass(frozen=True)
+class TflmArena:
+    """What the tflite-micro interpreter allocates in its tensor arena for a model
+    (its RecordingMicroAllocator's report after AllocateTensors)."""
+
+    total: int  # bytes of arena the interpreter needs: head + tail
+    head: int  # non-persistent: the planned activation tensors and scratch buffers
+    tail: int  # persistent: tensor structs, quantization data, op data, node structs
+
+
+_ARENA_LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
+
+
+def tflm_arena(tflite: bytes) -> TflmArena:
+    """The tflite-micro interpreter's arena use for `tflite` (``print_allocations``,
+    whose native output is captured here). Runs in a child process: the native
+    report goes to the process's stdout, which a child owns alone."""
+    code = ("import sys; from tflite_micro.python.tflite_micro import runtime; "
+            "data = sys.stdin.buffer.read(); "
+            "it = runtime.Interpreter.from_bytes(data, arena_size=max(len(data) * 10, 1 << 22)); "
+            "sys.stdout.flush(); it.print_allocations()")
+    result = subprocess.run([sys.executable, "-c", code], input=tflite, capture_output=True, timeout=300)
+    text = (result.stdout + result.stderr).decode(errors="replace")
+    found = {kind: int(n) for kind, n in _ARENA_LINE.findall(text)}
+    if result.returncode != 0 or set(found) != {"total", "head", "tail"}:
+        raise RuntimeError(f"tflite-micro did not report its arena (exit {result.returncode}): {text[-2000:]}")
+    return TflmArena(total=found["total"], head=found["head"], tail=found["tail"])

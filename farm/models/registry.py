@@ -9,13 +9,19 @@ function (imported from `farm.models.__init__`), never an edit to a dispatcher:
 
 Recipe modules must not import TensorFlow at import time (only inside the
 function), so listing models and loading cached ones stays TensorFlow-free.
+
+A recipe may carry a measurement plan (``measure={"warmup": 1, "windows": 3,
+"inferences_per_window": 1, "inference_timeout": 600}``): overrides of
+`farm.measure.MeasurePlan` for models too slow on an emulator for the default
+run rules. It travels with the built artifacts (`ModelArtifacts.measure_plan`).
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -38,6 +44,10 @@ class TrainedModel:
 TrainFn = Callable[[Mapping[str, Any]], TrainedModel]
 
 
+#: the `farm.measure.MeasurePlan` fields a recipe may override
+MEASURE_KEYS = ("warmup", "windows", "inferences_per_window", "request_timeout", "inference_timeout")
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str
@@ -47,6 +57,7 @@ class Recipe:
     latency_only: bool
     description: str
     source_file: Path  # hashed into the cache key
+    measure: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # MeasurePlan overrides
 
 
 class UnknownModelError(KeyError):
@@ -58,10 +69,13 @@ _RECIPES: dict[str, Recipe] = {}
 
 
 def recipe(name: str, *, metric: str, params: Mapping[str, Any], latency_only: bool = False,
-           description: str = "") -> Callable[[TrainFn], TrainFn]:
+           description: str = "", measure: Mapping[str, Any] | None = None) -> Callable[[TrainFn], TrainFn]:
     """Register the decorated function as the recipe `name`."""
     if metric not in METRICS:
         raise ValueError(f"recipe {name!r}: unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    unknown = sorted(set(measure or {}) - set(MEASURE_KEYS))
+    if unknown:
+        raise ValueError(f"recipe {name!r}: unknown measurement plan keys {unknown} (known: {', '.join(MEASURE_KEYS)})")
 
     def register(fn: TrainFn) -> TrainFn:
         if name in _RECIPES and _RECIPES[name].train is not fn:
@@ -78,6 +92,7 @@ def recipe(name: str, *, metric: str, params: Mapping[str, Any], latency_only: b
             latency_only=latency_only,
             description=description or (inspect.getdoc(fn) or "").split("\n")[0],
             source_file=Path(source),
+            measure=MappingProxyType(dict(measure or {})),
         )
         return fn
 
@@ -92,5 +107,21 @@ def get_recipe(name: str) -> Recipe:
         raise UnknownModelError(f"unknown model {name!r} (known: {known})") from None
 
 
-def list_models() -> list[str]:
+def registered_models() -> list[str]:
+    """Every registered recipe."""
     return sorted(_RECIPES)
+
+
+def list_models() -> list[str]:
+    """The models the farm's commands and the HIL suite work through by default:
+    every registered recipe, or the comma-separated selection in ``$FARM_MODELS``
+    (e.g. ``FARM_MODELS=sine,digits``, to keep a quick run quick). A model named
+    explicitly (``--model``, ``get_recipe``) is available either way."""
+    selection = [name.strip() for name in os.environ.get("FARM_MODELS", "").split(",") if name.strip()]
+    if not selection:
+        return registered_models()
+    unknown = [name for name in selection if name not in _RECIPES]
+    if unknown:
+        raise UnknownModelError(f"FARM_MODELS names unknown model(s) {', '.join(unknown)} "
+                                f"(known: {', '.join(registered_models())})")
+    return list(dict.fromkeys(selection))

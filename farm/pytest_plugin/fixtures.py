@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from farm.pytest_plugin.hooks import load_inventory_for
+from farm.pytest_plugin.hooks import PROGRESS_KEY, load_inventory_for
 
 Measure = Callable[..., Any]
+
+
+def _quiet(_message: str) -> None:
+    pass
 
 
 @pytest.fixture(scope="session")
@@ -49,26 +54,72 @@ def farm_measurements() -> dict[tuple[str, str, str], Any]:
 
 
 @pytest.fixture(scope="session")
-def device(request: pytest.FixtureRequest) -> Any:
-    """One inventory device (parametrized by the plugin over ``--farm-devices``)."""
-    return request.param
+def farm_leases(pytestconfig: pytest.Config, farm_state: Path, farm_results: tuple[Any, int]) -> Iterator[Any]:
+    """This session's LeaseManager: a device is used by one run at a time (farm.leases)."""
+    from farm.leases import LeaseManager
+    from farm.state import default_db_url
+
+    _store, run_id = farm_results
+    manager = LeaseManager(pytestconfig.getoption("--farm-db") or default_db_url(farm_state),
+                           purpose=f"run {run_id}")
+    yield manager
+    manager.close()
+
+
+def _lease_wait(config: pytest.Config) -> float:
+    return 0.0 if config.getoption("--farm-skip-busy") else float(config.getoption("--farm-lease-wait"))
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest, farm_leases: Any) -> Iterator[Any]:
+    """One inventory device (parametrized by the plugin over ``--farm-devices``), leased to
+    this session while its tests run; a device another run holds is waited for
+    (``--farm-lease-wait``) or skipped (``--farm-skip-busy``), a quarantined one skipped."""
+    from farm.leases import DeviceBusy, DeviceQuarantined
+
+    target = request.param
+    try:
+        farm_leases.acquire(target.name, wait=_lease_wait(request.config))
+    except (DeviceBusy, DeviceQuarantined) as exc:
+        pytest.skip(str(exc))
+    try:
+        yield target
+    finally:
+        farm_leases.release(target.name)
 
 
 @pytest.fixture
 def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
-            farm_measurements: dict[tuple[str, str, str], Any]) -> Measure:
+            farm_measurements: dict[tuple[str, str, str], Any], pytestconfig: pytest.Config,
+            farm_leases: Any) -> Measure:
     """``measure(model, variant, device=None)`` -> ResultRecord (measured once per session)."""
     from farm.pipeline import measure_one
 
     store, run_id = farm_results
+    progress = pytestconfig.stash.get(PROGRESS_KEY, None)
 
     def _measure(model: str, variant: str, on: Any = None) -> Any:
         target = on or device
         key = (target.name, model, variant)
         if key not in farm_measurements:
-            record = measure_one(target, model, variant, state=farm_state)
-            store.add_result(run_id, record)
+            from farm.leases import DeviceBusy, quarantine_if_needed
+
+            quarantined = farm_leases.quarantined(target.name)
+            if quarantined is not None:  # found dead earlier in this run (or a recent one)
+                pytest.skip(str(quarantined))
+            started = time.monotonic()
+            try:
+                with farm_leases.leased(target.name, wait=_lease_wait(pytestconfig)):
+                    record = measure_one(target, model, variant, state=farm_state,
+                                         progress=progress.step if progress else _quiet)
+            except DeviceBusy as exc:
+                pytest.skip(str(exc))
+            quarantine_if_needed(farm_leases, target.name, record)
+            record.id = store.add_result(run_id, record)
+            record.run_id = run_id
             farm_measurements[key] = record
+            if progress:
+                progress.measured(record, time.monotonic() - started)
         return farm_measurements[key]
 
     return _measure

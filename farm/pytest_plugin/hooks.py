@@ -7,6 +7,10 @@ from typing import Any
 
 import pytest
 
+#: where ``measure`` reports its steps: an object with ``step(message)`` (building, flashing,
+#: measuring ...) and ``measured(record, seconds)``; ``farm nightly`` puts its progress display here.
+PROGRESS_KEY = pytest.StashKey[Any]()
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tinyfarm", "tinyfarm hardware-in-the-loop")
@@ -16,6 +20,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="store results under this run id (default: a new run of kind 'pytest')")
     group.addoption("--farm-db", default=None, metavar="URL",
                     help="results database URL (default: $FARM_DB_URL or sqlite in the state folder)")
+    group.addoption("--farm-lease-wait", type=float, default=900.0, metavar="SECONDS",
+                    help="wait this long for a device that another run holds, then skip it (default: 900)")
+    group.addoption("--farm-skip-busy", action="store_true",
+                    help="skip a device that another run holds, without waiting")
 
 
 def pytest_configure(config: pytest.Config) -> None:

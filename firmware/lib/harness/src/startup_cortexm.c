@@ -1,7 +1,7 @@
 /* Start-up and fault handlers for ARMv7-M / ARMv8-M cores: vector table, .data
  * copy, .bss clear, FPU enable when the build is hard-float, and fault handlers
  * that report the fault registers over the UART (fault.h) instead of hanging. */
-#if defined(__ARM_ARCH) && !defined(__riscv)
+#if defined(__ARM_ARCH) && !defined(__riscv) && !defined(ARDUINO) /* Arduino cores bring their own */
 
 #include <stdint.h>
 #include <string.h>

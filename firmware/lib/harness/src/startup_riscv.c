@@ -3,7 +3,7 @@
  * (fault.h) — an illegal instruction (e.g. an F-extension instruction on a core
  * without an FPU) becomes a decoded sentence on the host, not a hang. The entry
  * points in assembly are in startup_riscv_entry.S. */
-#if defined(__riscv)
+#if defined(__riscv) && !defined(ARDUINO) /* Arduino cores bring their own */
 
 #include <stdint.h>
 #include <string.h>

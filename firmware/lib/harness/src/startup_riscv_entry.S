@@ -4,7 +4,7 @@
  * trap vector (direct mode) takes a fresh stack, because the trap may come from
  * a broken one, and hands mcause, mepc and mtval to riscv_trap(), which reports
  * them over the UART (fault.h) instead of hanging. */
-#if defined(__riscv)
+#if defined(__riscv) && !defined(ARDUINO)
 
   .section .text.init, "ax", @progbits
   .globl _start

@@ -16,6 +16,58 @@
 extern "C" {
 #endif
 
+/* ---- convolutions ------------------------------------------------------- */
+
+/* int8 2-D convolution, one multiplier and shift per output channel (also
+ * for per-tensor weights: the host repeats them). bias may be NULL. Grouped
+ * when filter_dims->c < input_dims->c. */
+tf_status conv2d_s8(const tf_conv_params_s8 *params,
+                    const tf_per_channel_quant_params *quant_params,
+                    const tf_dims *input_dims, const int8_t *input,
+                    const tf_dims *filter_dims, const int8_t *filter,
+                    const int32_t *bias,
+                    const tf_dims *output_dims, int8_t *output);
+
+/* float32 2-D convolution. bias may be NULL. */
+tf_status conv2d_f32(const tf_conv_params_f32 *params,
+                     const tf_dims *input_dims, const float *input,
+                     const tf_dims *filter_dims, const float *filter,
+                     const float *bias,
+                     const tf_dims *output_dims, float *output);
+
+/* float32 2-D convolution with int8 weights, filter_scales[oc] * q each. */
+tf_status conv2d_f32_w8(const tf_conv_params_f32 *params,
+                        const tf_dims *input_dims, const float *input,
+                        const tf_dims *filter_dims, const int8_t *filter,
+                        const float *filter_scales,
+                        const float *bias,
+                        const tf_dims *output_dims, float *output);
+
+/* int8 depthwise convolution, any depth multiplier, per-channel requantization. */
+tf_status depthwise_conv2d_s8(const tf_depthwise_params_s8 *params,
+                              const tf_per_channel_quant_params *quant_params,
+                              const tf_dims *input_dims, const int8_t *input,
+                              const tf_dims *filter_dims, const int8_t *filter,
+                              const int32_t *bias,
+                              const tf_dims *output_dims, int8_t *output);
+
+/* float32 depthwise convolution, any depth multiplier. */
+tf_status depthwise_conv2d_f32(const tf_depthwise_params_f32 *params,
+                               const tf_dims *input_dims, const float *input,
+                               const tf_dims *filter_dims, const float *filter,
+                               const float *bias,
+                               const tf_dims *output_dims, float *output);
+
+/* float32 depthwise convolution with int8 weights, filter_scales[oc] * q each. */
+tf_status depthwise_conv2d_f32_w8(const tf_depthwise_params_f32 *params,
+                                  const tf_dims *input_dims, const float *input,
+                                  const tf_dims *filter_dims, const int8_t *filter,
+                                  const float *filter_scales,
+                                  const float *bias,
+                                  const tf_dims *output_dims, float *output);
+
+/* ---- fully connected ----------------------------------------------------- */
+
 /* int8 fully connected, one requantization for the whole output (per-tensor
  * weight scale). bias may be NULL. */
 tf_status fully_connected_s8(const tf_fc_params_s8 *params,
@@ -60,6 +112,83 @@ tf_status quantize_f32_s8(const tf_affine_quant_params *quant_params, int32_t si
 /* DEQUANTIZE int8 -> float32: x = scale * (q - zero_point). */
 tf_status dequantize_s8_f32(const tf_affine_quant_params *quant_params, int32_t size,
                             const int8_t *input, float *output);
+
+/* ---- pooling and reductions ---------------------------------------------- */
+
+/* Pooling: filter_dims->h / ->w is the window; padding does not count. */
+tf_status avg_pool2d_s8(const tf_pool_params_s8 *params,
+                        const tf_dims *input_dims, const int8_t *input,
+                        const tf_dims *filter_dims,
+                        const tf_dims *output_dims, int8_t *output);
+tf_status avg_pool2d_f32(const tf_pool_params_f32 *params,
+                         const tf_dims *input_dims, const float *input,
+                         const tf_dims *filter_dims,
+                         const tf_dims *output_dims, float *output);
+tf_status max_pool2d_s8(const tf_pool_params_s8 *params,
+                        const tf_dims *input_dims, const int8_t *input,
+                        const tf_dims *filter_dims,
+                        const tf_dims *output_dims, int8_t *output);
+tf_status max_pool2d_f32(const tf_pool_params_f32 *params,
+                         const tf_dims *input_dims, const float *input,
+                         const tf_dims *filter_dims,
+                         const tf_dims *output_dims, float *output);
+
+/* MEAN over the contiguous reduced axes of shape [outer, reduced, inner]. */
+tf_status mean_s8(const tf_mean_params_s8 *params,
+                  const tf_reduce_shape *shape, const int8_t *input,
+                  int8_t *output);
+tf_status mean_f32(const tf_reduce_shape *shape, const float *input, float *output);
+
+/* ---- element-wise -------------------------------------------------------- */
+
+/* Binary ops broadcast NumPy-style over NHWC dims (each input dim equals the
+ * output's or is 1). */
+tf_status add_s8(const tf_add_params_s8 *params,
+                 const tf_dims *input1_dims, const int8_t *input1,
+                 const tf_dims *input2_dims, const int8_t *input2,
+                 const tf_dims *output_dims, int8_t *output);
+tf_status add_f32(const tf_activation_params_f32 *params,
+                  const tf_dims *input1_dims, const float *input1,
+                  const tf_dims *input2_dims, const float *input2,
+                  const tf_dims *output_dims, float *output);
+tf_status mul_s8(const tf_mul_params_s8 *params,
+                 const tf_dims *input1_dims, const int8_t *input1,
+                 const tf_dims *input2_dims, const int8_t *input2,
+                 const tf_dims *output_dims, int8_t *output);
+tf_status mul_f32(const tf_activation_params_f32 *params,
+                  const tf_dims *input1_dims, const float *input1,
+                  const tf_dims *input2_dims, const float *input2,
+                  const tf_dims *output_dims, float *output);
+
+/* int8 -> int8 requantization with a clamp (QUANTIZE, RELU, RELU6). */
+tf_status requantize_s8(const tf_requantize_params_s8 *params, int32_t size,
+                        const int8_t *input, int8_t *output);
+
+/* int8 element-wise function by 256-entry table (LOGISTIC, TANH):
+ * output = table[input + 128]. */
+tf_status lut_s8(const int8_t *table, int32_t size, const int8_t *input, int8_t *output);
+
+/* float32 RELU / RELU6 as a clamp. */
+tf_status clamp_f32(const tf_activation_params_f32 *params, int32_t size, const float *input, float *output);
+
+tf_status logistic_f32(int32_t size, const float *input, float *output);
+tf_status tanh_f32(int32_t size, const float *input, float *output);
+
+/* SOFTMAX over the innermost dim; the rows are n * h * w. */
+tf_status softmax_s8(const tf_softmax_params_s8 *params,
+                     const tf_dims *input_dims, const int8_t *input,
+                     int8_t *output);
+tf_status softmax_f32(const tf_softmax_params_f32 *params,
+                      const tf_dims *input_dims, const float *input,
+                      float *output);
+
+/* ---- data movement (any element type, bytes) ------------------------------ */
+
+tf_status pad(const tf_pad_params *params,
+              const tf_dims *input_dims, const uint8_t *input,
+              const tf_dims *output_dims, uint8_t *output);
+
+tf_status concatenation(const tf_concat_params *params, const uint8_t *const *inputs, uint8_t *output);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,130 @@
+"""``farm bench``: every model x variant x device measured, with the cost figures side by side.
+
+Count per inference (instructions on emulators, cycles on real cores), count
+per MAC, flash and RAM bytes, the static arena next to tflite-micro's, and the
+int8 / float32 speedup per device (farm/bench.py). The measurements are stored
+in the results database under a new run, like `farm run`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from farm.cli import EXIT_FAILED, EXIT_OK, FarmUsageError, _ctx_devices, _devices_option, _load_inventory, \
+    _select_devices, err, out
+
+
+@click.command("bench")
+@_devices_option
+@click.option("--model", "model_names", multiple=True, help="Model name (repeatable; default: the whole zoo).")
+@click.option("--device", "device_names", multiple=True, help="Device name (repeatable; default: all).")
+@click.option("--variant", "variants", multiple=True,
+              help="float32, int8-weights or int8 (repeatable; default: all three).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: rows and speedups.")
+@click.option("--markdown", is_flag=True, help="Print the table as Markdown (for the README).")
+@click.pass_context
+def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[str, ...],
+          variants: tuple[str, ...], as_json: bool, markdown: bool) -> None:
+    """Benchmark the zoo: count per inference and per MAC, sizes, arena vs TFLM, int8 speedup.
+
+    \b
+    For each model x variant x device: the count per inference (instructions on
+    QEMU, an estimate of time; cycles on real cores), the count per
+    multiply-accumulate, the ELF's flash and RAM bytes, the static arena next to
+    what the tflite-micro interpreter needs (its whole arena, and in brackets the
+    part that holds tensors), and per model and device the int8 / float32 speedup.
+    A build too big for a board is reported as not fitting, with the numbers.
+    Exit code 1 when a measurement fails (anything but ok or does-not-fit).
+    """
+    from farm.bench import ACCEPTED, run_bench, speedups
+    from farm.leases import DeviceBusy, DeviceQuarantined, LeaseManager, quarantine_if_needed
+    from farm.models import VARIANTS, list_models
+    from farm.models.registry import registered_models
+    from farm.pipeline import measure_one
+    from farm.results import ResultsStore
+    from farm.state import default_db_url, state_dir
+    from farm.vcs import git_commit
+
+    chosen = _select_devices(_load_inventory(_ctx_devices(ctx)), device_names)
+    known = registered_models()
+    unknown = [m for m in model_names if m not in known]
+    if unknown:
+        raise FarmUsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise FarmUsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
+    models = list(model_names) or list_models()
+    state = state_dir()
+    store = ResultsStore(default_db_url(state))
+    run_id = store.start_run("run", git_commit())  # a bench is a run of measurements
+    leases = LeaseManager(store.url, purpose=f"farm bench {run_id}")
+    held: set[str] = set()
+    failed = False
+
+    def measure(device, model, variant):  # one run at a time on a device (farm.leases)
+        if device.name not in held:
+            leases.acquire(device.name, wait=900.0, on_wait=lambda message: err.print(escape(message)))
+            held.add(device.name)
+        with err.status(f"{device.name} {model}/{variant}") as status:
+            record = measure_one(device, model, variant, state=state, progress=lambda msg: status.update(escape(msg)))
+        quarantine_if_needed(leases, device.name, record)
+        return record
+
+    def on_row(row, record) -> None:
+        nonlocal failed
+        record.id = store.add_result(run_id, record)
+        failed |= row.status not in ACCEPTED
+        err.print(escape(f"{row.device} {row.model}/{row.variant}: {row.status}"
+                         + (f", {row.count_per_inference:,.0f} {row.unit}" if row.count_per_inference else "")
+                         + (f" — {row.message}" if row.message and row.status != "ok" else "")))
+
+    try:
+        with err.status("bench") as status:
+            rows = run_bench(chosen, models, state=state, variants=variants or None, measure=measure,
+                             progress=lambda msg: status.update(escape(msg)), on_row=on_row)
+    except (DeviceBusy, DeviceQuarantined) as exc:
+        store.finish_run(run_id, "failed")
+        raise FarmUsageError(str(exc)) from None
+    finally:
+        for name in held:
+            leases.release(name)
+        leases.close()
+    store.finish_run(run_id, "failed" if failed else "passed")
+
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, "rows": [r.to_json() for r in rows], "speedups": speedups(rows)},
+                              indent=2))
+    elif markdown:
+        from farm.bench import markdown_table
+
+        click.echo(markdown_table(rows))
+    else:
+        _print_table(rows)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _print_table(rows) -> None:
+    table = Table(title="farm bench (emulators count instructions: latency is an estimate)")
+    for name, justify in (("model", "left"), ("variant", "left"), ("device", "left"), ("count/inference", "right"),
+                          ("count/MAC", "right"), ("vs float32", "right"), ("flash B", "right"), ("RAM B", "right"),
+                          ("arena B", "right"), ("TFLM arena B", "right"), ("status", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(
+            r.model + (" *" if r.latency_only else ""), r.variant, r.device,
+            f"{r.count_per_inference:,.0f} {r.unit}" if r.count_per_inference else "—",
+            f"{r.count_per_mac:.1f}" if r.count_per_mac else "—",
+            f"{r.speedup_vs_float32:.2f}x" if r.speedup_vs_float32 and r.variant != "float32" else "",
+            f"{r.flash_bytes:,}" if r.flash_bytes is not None else "—",
+            f"{r.ram_bytes:,}" if r.ram_bytes is not None else "—",
+            f"{r.arena_bytes:,}", f"{r.tflm_arena_bytes:,} ({r.tflm_tensor_arena_bytes:,})",
+            r.status if r.status == "ok" else f"[red]{escape(r.status)}[/]: {escape(r.message or '')}")
+    out.print(table)
+    if any(r.latency_only for r in rows):
+        out.print("* latency-only: trained on generated data, accuracy not meaningful")
+    out.print("TFLM arena: the tflite-micro interpreter's whole arena (in brackets: the part holding tensors)")

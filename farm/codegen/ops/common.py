@@ -1,0 +1,95 @@
+"""Helpers shared by the op lowerings: fused activations, windows and padding,
+requantization multipliers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from farm.codegen.lowering import LoweringContext, Requant
+from farm.codegen.quantize_multiplier import (
+    activation_range_f32,
+    activation_range_int8,
+    quantize_multiplier,
+)
+from farm.tflite_reader import Operator, Tensor
+
+SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+
+def activation(ctx: LoweringContext, op: Operator) -> str:
+    name = str(op.options.get("fused_activation", "NONE"))
+    if name not in SUPPORTED_ACTIVATIONS:
+        raise ctx.fail(op, f"fused activation {name} is not supported "
+                           f"(supported: {', '.join(SUPPORTED_ACTIVATIONS)})")
+    return name
+
+
+def int8_clamp(ctx: LoweringContext, op: Operator, y: Tensor, act: str) -> tuple[int, int]:
+    assert y.quant is not None
+    return activation_range_int8(act, y.quant.scale, y.quant.zero_point)
+
+
+def float_clamp(act: str) -> tuple[float, float]:
+    return activation_range_f32(act)
+
+
+def requant(ctx: LoweringContext, op: Operator, real: float, what: str, *, max_shift: int = 30) -> Requant:
+    """TFLM QuantizeMultiplier(real), refused when the kernel's shift range cannot hold it."""
+    if not real >= 0:
+        raise ctx.fail(op, f"{what}: negative or NaN effective scale {real}")
+    multiplier, shift = quantize_multiplier(real)
+    if not -31 <= shift <= max_shift:
+        raise ctx.fail(op, f"{what}: effective scale {real} needs a shift of {shift} "
+                           f"(supported: -31..{max_shift})")
+    return Requant(multiplier, shift, real)
+
+
+@dataclass(frozen=True)
+class Window:
+    stride_h: int
+    stride_w: int
+    dilation_h: int
+    dilation_w: int
+    pad_h: int
+    pad_w: int
+
+
+def _out_size(padding: str, size: int, filt: int, stride: int, dilation: int) -> int:
+    effective = (filt - 1) * dilation + 1
+    if padding == "SAME":
+        return (size + stride - 1) // stride
+    return (size - effective + stride) // stride  # VALID
+
+
+def _pad(stride: int, dilation: int, size: int, filt: int, out: int) -> int:
+    effective = (filt - 1) * dilation + 1
+    total = max((out - 1) * stride + effective - size, 0)
+    return total // 2  # TFLM: the extra odd row/column goes after
+
+
+def window(ctx: LoweringContext, op: Operator, *, in_hw: tuple[int, int], filter_hw: tuple[int, int],
+           out_hw: tuple[int, int], dilated: bool) -> Window:
+    """The window of a CONV_2D / DEPTHWISE_CONV_2D / pooling op, checked against its output shape."""
+    padding = str(op.options.get("padding", "SAME"))
+    if padding not in ("SAME", "VALID"):
+        raise ctx.fail(op, f"padding {padding} is not supported (supported: SAME, VALID)")
+    stride_h, stride_w = int(op.options.get("stride_h", 1)), int(op.options.get("stride_w", 1))
+    dil_h = int(op.options.get("dilation_h_factor", 1)) if dilated else 1
+    dil_w = int(op.options.get("dilation_w_factor", 1)) if dilated else 1
+    if min(stride_h, stride_w, dil_h, dil_w) <= 0:
+        raise ctx.fail(op, f"strides ({stride_h}, {stride_w}) and dilations ({dil_h}, {dil_w}) must be positive")
+    expected = (_out_size(padding, in_hw[0], filter_hw[0], stride_h, dil_h),
+                _out_size(padding, in_hw[1], filter_hw[1], stride_w, dil_w))
+    if tuple(out_hw) != expected:
+        raise ctx.fail(op, f"output height x width {out_hw[0]}x{out_hw[1]} does not match {padding} padding "
+                           f"of {in_hw[0]}x{in_hw[1]} by {filter_hw[0]}x{filter_hw[1]} with strides "
+                           f"({stride_h}, {stride_w}), dilations ({dil_h}, {dil_w}): expected "
+                           f"{expected[0]}x{expected[1]}")
+    return Window(stride_h, stride_w, dil_h, dil_w,
+                  _pad(stride_h, dil_h, in_hw[0], filter_hw[0], out_hw[0]),
+                  _pad(stride_w, dil_w, in_hw[1], filter_hw[1], out_hw[1]))
+
+
+def window_literal(w: Window) -> str:
+    return (f"{{.stride_h = {w.stride_h}, .stride_w = {w.stride_w}, .dilation_h = {w.dilation_h}, "
+            f".dilation_w = {w.dilation_w}, .pad_h = {w.pad_h}, .pad_w = {w.pad_w}}}")

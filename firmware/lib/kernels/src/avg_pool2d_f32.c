@@ -1,0 +1,55 @@
+/* float32 average pooling (TFLM reference_ops::AveragePool): the window is
+ * clipped to the input (padding does not count), summed in row order, divided
+ * by the number of taps, then the clamp. */
+#include <stddef.h>
+
+#include "kernels.h"
+
+tf_status avg_pool2d_f32(const tf_pool_params_f32 *params,
+                         const tf_dims *input_dims, const float *input,
+                         const tf_dims *filter_dims,
+                         const tf_dims *output_dims, float *output) {
+  if (params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL || output_dims == NULL ||
+      output == NULL) {
+    return TF_ERROR_NULL_POINTER;
+  }
+  const tf_window *win = &params->window;
+  const int32_t in_h = input_dims->h, in_w = input_dims->w, depth = input_dims->c;
+  if (output_dims->c != depth || output_dims->n != input_dims->n || filter_dims->h <= 0 || filter_dims->w <= 0) {
+    return TF_ERROR_SHAPE;
+  }
+  if (!(params->activation_min <= params->activation_max)) {
+    return TF_ERROR_PARAMS;
+  }
+  float *out = output;
+  for (int32_t b = 0; b < input_dims->n; ++b) {
+    const float *in_batch = input + b * in_h * in_w * depth;
+    for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+      const int32_t in_y0 = oy * win->stride_h - win->pad_h;
+      const int32_t y_start = in_y0 < 0 ? -in_y0 : 0;
+      const int32_t y_end = filter_dims->h < in_h - in_y0 ? filter_dims->h : in_h - in_y0;
+      for (int32_t ox = 0; ox < output_dims->w; ++ox) {
+        const int32_t in_x0 = ox * win->stride_w - win->pad_w;
+        const int32_t x_start = in_x0 < 0 ? -in_x0 : 0;
+        const int32_t x_end = filter_dims->w < in_w - in_x0 ? filter_dims->w : in_w - in_x0;
+        if (y_end <= y_start || x_end <= x_start) {
+          return TF_ERROR_SHAPE;
+        }
+        const float count = (float)((y_end - y_start) * (x_end - x_start));
+        for (int32_t ch = 0; ch < depth; ++ch) {
+          float total = 0.0f;
+          for (int32_t fy = y_start; fy < y_end; ++fy) {
+            for (int32_t fx = x_start; fx < x_end; ++fx) {
+              total += in_batch[((in_y0 + fy) * in_w + in_x0 + fx) * depth + ch];
+            }
+          }
+          float value = total / count;
+          value = value < params->activation_min ? params->activation_min : value;
+          value = value > params->activation_max ? params->activation_max : value;
+          *out++ = value;
+        }
+      }
+    }
+  }
+  return TF_OK;
+}

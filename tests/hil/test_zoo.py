@@ -1,0 +1,96 @@
+"""HIL suite for the model zoo: digits and the MLPerf Tiny architectures, on every board.
+
+Every zoo model in all three variants on each device of the inventory: int8
+bit-exact with tflite-micro on every test sample, float32 and int8-weights
+within FLOAT_TOLERANCE of TensorFlow, the device's int8 accuracy equal to the
+host's. A build too big for a board (the 16 KiB sifive_e, mostly) is refused
+before flashing with its numbers: the fit test checks that verdict, and the
+tests that need a measurement skip with it as the reason (never silently).
+
+Each model runs with its own measurement plan (few samples and short timed
+windows for the big ones, see the recipes), so the whole zoo stays within
+minutes on the emulators. Select models with ``FARM_MODELS`` (or ``-k``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from farm.models import VARIANTS, get_recipe, list_models
+
+#: the zoo of this issue (sine has its own file, test_sine.py)
+ZOO = [m for m in list_models() if m != "sine"]
+FLOAT_TOLERANCE = 1e-4
+
+
+def _measured(measure: Any, device: Any, model: str, variant: str) -> Any:
+    """The result; skips (with the verdict) when the build does not fit the device."""
+    r = measure(model, variant)
+    if r.status == "does-not-fit":
+        pytest.skip(f"{model}/{variant} does not fit {device.name}: {r.message}")
+    assert r.status == "ok", f"{device.name} {model}/{variant}: {r.status}: {r.message}"
+    return r
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("model", ZOO)
+def test_runs_or_is_refused_with_the_numbers(device, measure, model, variant):
+    r = measure(model, variant)
+    if r.status == "does-not-fit":  # a verdict, with the numbers: the ELF's needs against the board's
+        assert "bytes" in r.message and device.name in r.message, r.message
+        needs = [n for n in (r.flash_bytes, r.ram_bytes) if n]
+        assert not needs or r.flash_bytes > device.flash_bytes or r.ram_bytes > device.ram_bytes, r.message
+        return
+    assert r.status == "ok", f"{device.name} {model}/{variant}: {r.status}: {r.message}"
+    assert r.unit == device.unit and r.count_median > 0 and r.latency_us > 0
+    assert r.count_min <= r.count_median <= r.count_max
+    if device.is_emulated:
+        assert r.unit == "instructions" and r.latency_is_estimate
+    assert 0 < r.flash_bytes <= device.flash_bytes and 0 < r.ram_bytes <= device.ram_bytes
+    if get_recipe(model).latency_only:  # every report says the accuracy is not meaningful
+        assert "latency-only" in (r.message or ""), r.message
+
+
+@pytest.mark.parametrize("model", ZOO)
+def test_int8_bit_exact_with_tflite_micro(device, measure, model):
+    r = _measured(measure, device, model, "int8")
+    assert r.bit_exact_fraction == 1.0, f"{device.name} {model}: only {r.bit_exact_fraction:.1%} of samples bit-exact"
+
+
+@pytest.mark.parametrize("model", ZOO)
+def test_int8_device_accuracy_equals_host(device, measure, model):
+    r = _measured(measure, device, model, "int8")
+    assert r.accuracy_device == pytest.approx(r.accuracy_host, abs=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8-weights"])
+@pytest.mark.parametrize("model", ZOO)
+def test_float_variants_within_tolerance(device, measure, model, variant):
+    r = _measured(measure, device, model, variant)
+    assert r.max_abs_error <= FLOAT_TOLERANCE, f"{device.name} {model}/{variant}: max |error| {r.max_abs_error}"
+    metric_tolerance = 1e-9 if r.metric == "accuracy" else FLOAT_TOLERANCE  # argmax of near-identical outputs
+    assert r.accuracy_device == pytest.approx(r.accuracy_host, abs=metric_tolerance)
+
+
+@pytest.mark.parametrize("model", [m for m in ZOO if not get_recipe(m).latency_only])
+def test_real_data_accuracy(device, measure, model):
+    """digits is trained on real data: its accuracy means something, on the device too."""
+    for variant in VARIANTS:
+        r = _measured(measure, device, model, variant)
+        assert r.accuracy_device >= 0.9, f"{device.name} {model}/{variant}: accuracy {r.accuracy_device:.3f}"
+
+
+@pytest.mark.parametrize("model", ZOO)
+def test_int8_model_file_smaller_than_float32(device, measure, model):
+    assert measure(model, "int8").model_size_bytes < measure(model, "float32").model_size_bytes
+
+
+@pytest.mark.farm_select(fpu="none")
+@pytest.mark.parametrize("model", ZOO)
+def test_int8_faster_than_float32_without_fpu(device, measure, model):
+    int8 = _measured(measure, device, model, "int8")
+    f32 = _measured(measure, device, model, "float32")
+    assert int8.count_median < f32.count_median, (
+        f"{device.name} {model}: int8 {int8.count_median:.0f} vs float32 {f32.count_median:.0f} {int8.unit}")

@@ -1,0 +1,70 @@
+"""Acceptance: `farm infer` on a user's int8 .tflite built from a mix of the supported
+operators (paddings, strides, dilations, depth multipliers, a residual ADD,
+concatenations, ...) gives outputs identical to tflite-micro's, on an emulated board."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _mixed_model():
+    import keras
+
+    keras.utils.set_random_seed(7)
+    layers = keras.layers
+    bias = keras.initializers.RandomNormal(stddev=0.3)
+    inputs = keras.Input((14, 12, 3), batch_size=1)
+    x = layers.ReLU(max_value=6.0)(inputs)
+    x = layers.ZeroPadding2D(((1, 0), (2, 1)))(x)
+    x = layers.Conv2D(8, 3, strides=2, padding="valid", activation="relu", bias_initializer=bias)(x)
+    d = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", bias_initializer=bias)(x)
+    d = layers.Conv2D(8, 1, padding="same", dilation_rate=1, bias_initializer=bias)(d)
+    x = layers.Add()([x, d])  # residual
+    e = layers.Conv2D(6, 3, padding="same", dilation_rate=2, activation="tanh", bias_initializer=bias)(x)
+    f = layers.MaxPooling2D(2, strides=1, padding="same")(x)
+    x = layers.Concatenate()([e, f])
+    g = layers.AveragePooling2D(2, padding="same")(x)
+    gate = layers.Conv2D(14, 1, activation="sigmoid", bias_initializer=bias)(
+        layers.GlobalAveragePooling2D(keepdims=True)(g))
+    x = layers.Multiply()([g, gate])
+    x = layers.Flatten()(x)
+    out = layers.Softmax()(layers.Dense(5, bias_initializer=bias)(x))
+    return keras.Model(inputs, out)
+
+
+def test_farm_infer_mixed_int8_model_identical_to_tflite_micro(tmp_path: Path, state_dir: Path):
+    from farm.models.convert import to_int8
+    from farm.models.quantization import quantize
+    from farm.models.reference import run_tflm
+    from farm.tflite_reader import parse_tflite
+
+    model = _mixed_model()
+    rng = np.random.default_rng(8)
+    tflite = to_int8(model, rng.normal(0, 1.5, size=(48, 14, 12, 3)).astype(np.float32))
+    graph = parse_tflite(tflite).main
+    ops = {op.opcode for op in graph.operators}
+    assert {"RELU6", "PAD", "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MAX_POOL_2D", "CONCATENATION",
+            "AVERAGE_POOL_2D", "MEAN", "LOGISTIC", "MUL", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"} <= ops, ops
+    path = tmp_path / "user_mixed.tflite"
+    path.write_bytes(tflite)
+    q = graph.tensors[graph.inputs[0]].quant
+    samples = quantize(rng.normal(0, 2.0, size=(12, 14, 12, 3)).astype(np.float32), q.scale, q.zero_point)
+    np.save(tmp_path / "in.npy", samples)
+
+    proc = subprocess.run([sys.executable, "-m", "farm", "infer", str(path), "--device", "qemu-m4f",
+                           "--input", str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy")],
+                          cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = np.load(tmp_path / "out.npy")
+    expected = run_tflm(tflite, samples)
+    assert got.dtype == np.int8 and got.shape == expected.shape == (12, 5)
+    np.testing.assert_array_equal(got, expected)
