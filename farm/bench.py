@@ -170,22 +170,67 @@ def run_bench(devices: Sequence[Any], models: Sequence[str], *, state: Path, var
 
 
 def markdown_table(rows: Sequence[BenchRow]) -> str:
-    """The README table: one line per model x variant x device."""
-    lines = [
-        "| model | variant | device | count / inference | count / MAC | int8 speedup | flash B | RAM B "
-        "| arena B | TFLM arena B (tensors) | status |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        count = f"{r.count_per_inference:,.0f} {_unit(r.unit)}" if r.count_per_inference else "—"
-        per_mac = f"{r.count_per_mac:.1f}" if r.count_per_mac else "—"
-        speed = f"{r.speedup_vs_float32:.2f}x" if r.speedup_vs_float32 and r.variant != "float32" else ""
-        status = r.status if r.status != "does-not-fit" else f"does not fit: {r.message}"
-        lines.append(
-            f"| {r.model}{' (latency-only)' if r.latency_only else ''} | {r.variant} | {r.device} | {count} "
-            f"| {per_mac} | {speed} | {_num(r.flash_bytes)} | {_num(r.ram_bytes)} | {r.arena_bytes:,} "
-            f"| {r.tflm_arena_bytes:,} ({r.tflm_tensor_arena_bytes:,}) | {status} |")
-    return "\n".join(lines)
+    """The README tables: counts per device, sizes and arenas, speedups (Markdown)."""
+    devices = list(dict.fromkeys(r.device for r in rows))
+    keys = list(dict.fromkeys((r.model, r.variant) for r in rows))
+    by = {(r.model, r.variant, r.device): r for r in rows}
+    unit = _unit(rows[0].unit) if rows else ""
+
+    def label(model: str, variant: str) -> str:
+        first = next(r for r in rows if (r.model, r.variant) == (model, variant))
+        return f"{model}{' *' if first.latency_only else ''} | {variant}"
+
+    def count_cell(r: BenchRow | None) -> str:
+        if r is None:
+            return ""
+        if r.status == "does-not-fit":
+            return f"does not fit ({_fit_numbers(r)})"
+        if not r.count_per_inference:
+            return r.status
+        return f"{r.count_per_inference:,.0f} ({r.count_per_mac:.1f})" if r.count_per_mac else \
+            f"{r.count_per_inference:,.0f}"
+
+    out = [f"Count per inference ({unit}; per MAC in brackets):", "",
+           "| model | variant | MACs | " + " | ".join(devices) + " |",
+           "|---|---|---:|" + "---:|" * len(devices)]
+    for model, variant in keys:
+        first = next(r for r in rows if (r.model, r.variant) == (model, variant))
+        out.append(f"| {label(model, variant)} | {first.macs:,} | "
+                   + " | ".join(count_cell(by.get((model, variant, d))) for d in devices) + " |")
+    out += ["", "int8 and int8-weights speedup over float32 (float32 count / count):", "",
+            "| model | " + " | ".join(f"{d} int8 | {d} int8-weights" for d in devices) + " |",
+            "|---|" + "---:|---:|" * len(devices)]
+    for model in dict.fromkeys(m for m, _ in keys):
+        cells = []
+        for d in devices:
+            for variant in ("int8", "int8-weights"):
+                r = by.get((model, variant, d))
+                cells.append(f"{r.speedup_vs_float32:.2f}x" if r and r.speedup_vs_float32 else "—")
+        out.append(f"| {model} | " + " | ".join(cells) + " |")
+    first_device = devices[0] if devices else ""
+    out += ["", f"Sizes (flash and RAM of the ELF on {first_device}) and the arena next to tflite-micro's "
+                "(its whole arena; in brackets the part holding tensors):", "",
+            "| model | variant | model file B | flash B | RAM B | arena B | TFLM arena B |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    for model, variant in keys:
+        first = next(r for r in rows if (r.model, r.variant) == (model, variant))
+        r = by.get((model, variant, first_device)) or first
+        out.append(f"| {label(model, variant)} | {first.model_size_bytes:,} | {_num(r.flash_bytes)} "
+                   f"| {_num(r.ram_bytes)} | {first.arena_bytes:,} | {first.tflm_arena_bytes:,} "
+                   f"({first.tflm_tensor_arena_bytes:,}) |")
+    if any(r.latency_only for r in rows):
+        out += ["", "\\* latency-only: trained on generated data, accuracy not meaningful."]
+    return "\n".join(out)
+
+
+def _fit_numbers(r: BenchRow) -> str:
+    """"RAM 86,352 B > 16,384" from a does-not-fit message (or the message itself)."""
+    import re
+
+    found = re.findall(r"(flash|RAM): needs (\d+) bytes, \S+ has (\d+)", r.message or "")
+    if not found:
+        return r.message or "does not fit"
+    return ", ".join(f"{what} {int(need):,} B > {int(have):,}" for what, need, have in found)
 
 
 def _unit(unit: str) -> str:

@@ -46,8 +46,9 @@ def test_rows_speedups_and_markdown(monkeypatch, tmp_path):
     summary = {(s["model"], s["device"]): s for s in bench.speedups(rows)}
     assert summary["digits", "m3"]["int8_vs_float32"] == 5.0 and summary["digits", "rv"]["int8_vs_float32"] is None
     table = bench.markdown_table(rows)
-    assert "| digits | int8 | m3 | 16,000 instr | 16.0 | 5.00x |" in table
-    assert "does not fit: RAM: needs 20000 bytes, rv has 16384" in table
+    assert "| digits | int8 | 1,000 | 16,000 (16.0) | 12,000 (12.0) |" in table
+    assert "| digits | float32 | 1,000 | 80,000 (80.0) | does not fit (RAM 20,000 B > 16,384) |" in table
+    assert "| digits | 5.00x | 0.80x | — | — |" in table
 
 
 @pytest.mark.e2e

@@ -122,11 +122,12 @@ def test_host_down_is_an_infra_error(sshd: LoopbackSshd, tmp_path: Path, state_d
 def test_connection_dropped_mid_run_is_an_infra_error(sshd: LoopbackSshd, tmp_path: Path, state_dir: Path):  # noqa: F811
     device = _inventory(tmp_path, sshd)
     dropped = threading.Event()
+    earlier_bridges = _bridge_pids()  # from earlier tests, still winding down: not this run's
 
     def cut_when_bridged() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if _bridge_running():
+            if _bridge_pids() - earlier_bridges:
                 time.sleep(0.3)  # in the middle of the timed windows
                 if sshd.drop_connections():
                     dropped.set()
@@ -150,7 +151,8 @@ def test_connection_dropped_mid_run_is_an_infra_error(sshd: LoopbackSshd, tmp_pa
     assert not pid_file.exists()
 
 
-def _bridge_running() -> bool:
+def _bridge_pids() -> set[int]:
+    pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -158,8 +160,8 @@ def _bridge_running() -> bool:
             except OSError:
                 continue
             if b"/agent-" in cmdline and b"\0bridge\0" in cmdline:
-                return True
-    return False
+                pids.add(int(entry.name))
+    return pids
 
 
 def test_malicious_port_name_stays_one_word(sshd: LoopbackSshd, tmp_path: Path, state_dir: Path):  # noqa: F811

@@ -139,3 +139,22 @@ def test_farm_run_goes_on_past_a_dead_board_and_quarantines_it(tmp_path: Path, s
     second = CliRunner().invoke(cli, args)
     assert "usb-m3 is quarantined until" in second.output
     assert [json.loads(line)["device"] for line in second.stdout.strip().splitlines()] == ["usb-m3-b"]
+
+
+@pytest.mark.parametrize(("flash", "field", "message"), [
+    ("{protocol: qemu}", "devices[0].flash", "protocol qemu needs 'machine'"),
+    ("{protocol: qemu, machine: mps2-an386}", "devices[0].flash.machine", "emulates a cortex-m4, but core is cortex-m3"),
+    ("{protocol: qemu, machine: mps2-an385, probe_serial: '123'}", "devices[0].flash.probe_serial", "has no probe"),
+    ("{protocol: stlink, icount_shift: 6}", "devices[0].flash.icount_shift", "applies to protocol qemu only"),
+])  # fmt: skip
+def test_flash_sections_are_validated(tmp_path: Path, flash: str, field: str, message: str):
+    from farm.inventory import InventoryError
+
+    text = SERIAL_DEVICE.format(port="/dev/ttyACM0")
+    text = text[: text.index("    flash:")] + f"    flash: {flash}\n"
+    path = tmp_path / "devices.yaml"
+    path.write_text(text)
+    with pytest.raises(InventoryError) as err:
+        load_inventory(path)
+    (issue,) = err.value.issues
+    assert issue.field == field and message in issue.message and issue.line == len(text.splitlines())
