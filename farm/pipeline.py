@@ -238,6 +238,7 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
             notes.append(f"rejected outlier windows: {timing.rejected}")
         if art.latency_only:
             notes.append("latency-only model (trained on generated data; accuracy not meaningful)")
+            record.details["latency_only"] = True
         if board.identity.get("timer") == "micros":  # the Arduino layer without a cycle counter
             notes.append("cycles scaled from a 1 MHz micros() timer (the core has no cycle counter): coarse")
         record.message = "; ".join(notes) or None

@@ -110,12 +110,16 @@ def portability_cell(device: Any, model: str, variant: str, state: Path, *, run:
             session.run(1, timeout=30.0)
             ref = np.ascontiguousarray(art.ref_outputs[0])
             got = np.frombuffer(session.read_output(ref.nbytes), dtype=ref.dtype).reshape(ref.shape)
+        not_counted = ""
         if report.softfloat_calls and getattr(device, "emulator", None) is not None:
             progress(f"{device.name}: {model}/{variant}: counting soft-float calls")
-            report.softfloat_calls_measured = count_softfloat_calls(device, elf, sample.tobytes())
-            cell.softfloat_calls_per_inference = report.softfloat_calls_per_inference
-            cell.softfloat_calls_by_helper = report.softfloat_calls_measured
-        cell.status, cell.reason = "runs", report.summary()
+            try:
+                report.softfloat_calls_measured = count_softfloat_calls(device, elf, sample.tobytes())
+                cell.softfloat_calls_per_inference = report.softfloat_calls_per_inference
+                cell.softfloat_calls_by_helper = report.softfloat_calls_measured
+            except DeviceHung as exc:  # the execution trace of a big soft-float model is too slow
+                not_counted = f"; soft-float calls per inference not counted (trace did not finish: {exc})"
+        cell.status, cell.reason = "runs", report.summary() + not_counted
         if not _output_matches(got, ref):
             cell.status = "failed"
             cell.reason = f"runs, but its output {got.ravel()[:4].tolist()} differs from the host reference " \

@@ -75,8 +75,17 @@ def print_model_sizes(console: Console, rows: Sequence[dict[str, Any]]) -> None:
         ratio = float_size.get(r["model"])
         table.add_row(r["model"], r["variant"], str(r["size_bytes"]),
                       f"{ratio / r['size_bytes']:.2f}x smaller" if ratio and r["variant"] != "float32" else "",
-                      f"{r['metric']} {r['host_metric']:.4f}")
+                      f"{r['metric']} {r['host_metric']:.4f}" + _latency_only_note(r["model"]))
     console.print(table)
+
+
+def _latency_only_note(model: str) -> str:
+    from farm.models import UnknownModelError, get_recipe
+
+    try:
+        return " (latency-only: not meaningful)" if get_recipe(model).latency_only else ""
+    except UnknownModelError:
+        return ""
 
 
 def print_results(console: Console, records: Iterable[Any], title: str) -> None:
@@ -236,7 +245,10 @@ def _energy(r: Any) -> str:
 def _accuracy(r: Any) -> str:
     if r.accuracy_device is None or r.accuracy_host is None:
         return "-"
-    return f"{r.metric} {r.accuracy_device:.4f} / {r.accuracy_host:.4f}"
+    text = f"{r.metric} {r.accuracy_device:.4f} / {r.accuracy_host:.4f}"
+    if (getattr(r, "details", None) or {}).get("latency_only"):
+        text += " (latency-only: not meaningful)"
+    return text
 
 
 def _exact(r: Any) -> str:
