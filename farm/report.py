@@ -200,8 +200,8 @@ def print_verdict(console: Console, run_id: int, status: str, comparison: Any, t
     for f in comparison.regressions:
         console.print(f"[bold red]REGRESSION[/] {escape(sentence(f))}", soft_wrap=True)
     colour = "green" if status == "passed" else "red"
-    console.print(f"nightly run {run_id}: [bold {colour}]{status.upper()}[/] — {escape(comparison_summary(comparison))}",
-                  soft_wrap=True)
+    summary = escape(comparison_summary(comparison))
+    console.print(f"nightly run {run_id}: [bold {colour}]{status.upper()}[/] — {summary}", soft_wrap=True)
     console.print(escape(tests_line), soft_wrap=True)
 
 
