@@ -32,11 +32,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import Float, Integer, String, Text, create_engine, event, insert, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from farm.infra import BoardUnavailable, InfraError
+from farm.results import normalize_url
 
 DEFAULT_TTL = 60.0  # seconds a lease lives without a heartbeat
 QUARANTINE_HOURS = 12.0
@@ -145,11 +146,11 @@ class LeaseManager:
     def __init__(self, url: str, *, purpose: str = "farm", ttl: float = DEFAULT_TTL,
                  heartbeat: float | None = None) -> None:
         self.url = url
-        parsed = make_url(url)
+        parsed = normalize_url(url)  # same drivers as the results store (psycopg 3 for postgresql://)
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             kwargs["connect_args"] = {"timeout": 30}
-        self.engine: Engine = create_engine(url, **kwargs)
+        self.engine: Engine = create_engine(parsed, **kwargs)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_busy_timeout)
         _Base.metadata.create_all(self.engine)

@@ -132,3 +132,20 @@ def test_farm_devices_shows_leases_and_quarantine(url: str, tmp_path: Path):
     rows = farm_devices("--clear-quarantine", "qemu-rv32")
     assert rows["qemu-rv32"]["state"] == "free"
     holder.close()
+
+
+def test_leases_work_on_a_plain_postgresql_url(pg_db_url: str):
+    """A plain postgresql:// URL (as users write it) takes the same driver as the results store."""
+    from sqlalchemy.engine import make_url
+
+    plain = make_url(pg_db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    assert plain.startswith("postgresql://")
+    a, b = LeaseManager(plain, purpose="nightly run 1"), LeaseManager(plain, purpose="nightly run 2")
+    try:
+        a.acquire("board-1")
+        assert not b.try_acquire("board-1")
+        a.release("board-1")
+        assert b.try_acquire("board-1")
+    finally:
+        a.close()
+        b.close()
