@@ -91,9 +91,9 @@ def model_figures(model: str, variant: str, state: Path) -> ModelFigures:
     plan = plan_for(lowered)
     tflm = tflm_arena(art.tflite_path.read_bytes())
     return ModelFigures(
-        model=model, variant=variant, macs=lowered.macs, arena_bytes=plan.arena_bytes,
+        model=model, variant=variant, macs=lowered.macs, arena_bytes=plan.arena_bytes + lowered.scratch_bytes,
         tflm_arena_bytes=tflm.total, tflm_tensor_arena_bytes=tflm.head, model_size_bytes=art.size_bytes,
-        const_bytes=sum(lowered.tensor(t).nbytes for t in lowered.constant_tensors()),
+        const_bytes=lowered.const_bytes,
         latency_only=art.latency_only)
 
 

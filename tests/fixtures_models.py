@@ -68,13 +68,14 @@ def host_kernel_library() -> Path:
     return library
 
 
-def compile_host_model(tflite_path: Path, out_dir: Path, *, name: str = "test", variant: str = "test") -> Path:
-    """Generate C for `tflite_path` into out_dir and link it with the host driver and kernels."""
+def compile_host_model(tflite_path: Path, out_dir: Path, *, name: str = "test", variant: str = "test",
+                       kernels: str = "optimized") -> Path:
+    """Generate C for `tflite_path` into out_dir and link it with the host driver and kernels
+    (`kernels`: the code generator's kernel set, "optimized" or "reference")."""
     from farm.codegen import generate
 
-    if shutil.which("gcc") is None:
-        pytest.skip("host gcc not installed")
-    gen = generate(tflite_path, out_dir, name=name, variant=variant)
+    assert shutil.which("gcc") is not None, "the host gcc is needed (scripts/setup.sh installs it)"
+    gen = generate(tflite_path, out_dir, name=name, variant=variant, kernels=kernels)
     exe = out_dir / "model_host"
     cmd = ["gcc", *HOST_CFLAGS, f"-I{KERNELS / 'include'}", f"-I{out_dir}",
            str(gen.source), str(HOST_DRIVER), str(host_kernel_library()), "-o", str(exe)]

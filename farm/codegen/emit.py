@@ -107,6 +107,10 @@ class Emitter:
         qualifier = "" if writable else "const "
         return f"({qualifier}{ctype} *)(arena + {self.plan.offset(tensor)})"
 
+    def scratch(self) -> str:
+        """The shared kernel scratch buffer (MODEL_SCRATCH_BYTES, sized for the hungriest step)."""
+        return "scratch"
+
     def optional(self, tensor: int | None) -> str:
         return "NULL" if tensor is None else self.pointer(tensor, writable=False)
 
@@ -170,7 +174,9 @@ def emit_source(lowered: LoweredModel, plan: MemoryPlan, *, name: str, variant: 
         f" *\n * Memory plan ({plan.arena_bytes} bytes of arena):\n" + "\n".join(plan_lines) + "\n */",
         ("#include <float.h>\n" if uses_float else "") + "#include <stddef.h>\n#include <stdint.h>\n\n"
         '#include "kernels.h"\n#include "model_generated.h"',
-        f"static uint8_t arena[MODEL_ARENA_BYTES] {ALIGN};",
+        f"static uint8_t arena[MODEL_ARENA_BYTES] {ALIGN};"
+        + (f"\n/* kernel scratch (im2col), shared by the calls: they run one after the other */\n"
+           f"static int8_t scratch[MODEL_SCRATCH_BYTES] {ALIGN};" if lowered.scratch_bytes else ""),
         "\n\n".join(constants),
         "\n\n".join(e.decls),
         f"uint8_t *model_input(void) {{\n  return arena + {plan.offset(lowered.input)};\n}}\n\n"
@@ -192,6 +198,7 @@ def emit_header(lowered: LoweredModel, plan: MemoryPlan, *, name: str, variant: 
         f"#define MODEL_INPUT_BYTES {x.nbytes}\n"
         f"#define MODEL_OUTPUT_BYTES {y.nbytes}\n"
         f"#define MODEL_ARENA_BYTES {plan.arena_bytes}\n"
+        f"#define MODEL_SCRATCH_BYTES {lowered.scratch_bytes}\n"
         f"#define MODEL_INPUT_DTYPE {c_string(x.dtype)}  /* {c_comment(str(list(x.shape)))} */\n"
         f"#define MODEL_OUTPUT_DTYPE {c_string(y.dtype)}  /* {c_comment(str(list(y.shape)))} */\n\n"
         "/* Run one inference on the input at model_input(); 0 = ok, else a tf_status. */\n"

@@ -30,12 +30,14 @@ class GeneratedModel:
     model_hash: str  # first 16 hex chars of the .tflite sha256
     tflite_ops: tuple[str, ...] = ()  # the model's opcodes, in order (fused ones included)
     const_bytes: int = 0  # bytes of the model's constant tensors emitted (weights, biases)
+    scratch_bytes: int = 0  # the kernels' shared scratch buffer (im2col), besides the arena
+    kernels: str = "optimized"  # the kernel set (farm.codegen.lowering.KERNEL_SETS)
     macs: int = 0  # multiply-accumulates of one inference (convolutions and fully connected)
 
 
 def check_supported(tflite_path: Path) -> None:
     """Raise UnsupportedOperatorError / UnsupportedModelError if `tflite_path` cannot be generated."""
-    lower(read_tflite(Path(tflite_path)))
+    lower(read_tflite(Path(tflite_path)), "reference")
 
 
 def plan_for(lowered: LoweredModel) -> MemoryPlan:
@@ -48,8 +50,12 @@ def plan_for(lowered: LoweredModel) -> MemoryPlan:
                        aliases=lowered.aliases(), inplace=inplace, apart=[(lowered.input, lowered.output)])
 
 
-def generate(tflite_path: Path, out_dir: Path, *, name: str, variant: str) -> GeneratedModel:
+def generate(tflite_path: Path, out_dir: Path, *, name: str, variant: str,
+             kernels: str = "optimized") -> GeneratedModel:
     """Write out_dir/model.c and out_dir/model_generated.h for the model at `tflite_path`.
+
+    `kernels` ("optimized" or "reference", farm.codegen.lowering.KERNEL_SETS): the
+    optimized int8 kernels where an op allows, or the plain reference kernels only.
 
     Everything is checked (and raises CodegenError subclasses) before a file is written.
     """
@@ -59,7 +65,7 @@ def generate(tflite_path: Path, out_dir: Path, *, name: str, variant: str) -> Ge
             raise CodegenError(f"{tflite_path.name}: the model {label} must not be empty")
         c_string(value)  # raises if it cannot go into a C string literal
     model = read_tflite(tflite_path)
-    lowered = lower(model)
+    lowered = lower(model, kernels)
     plan = plan_for(lowered)
     model_hash = model.sha256[:16]
     source = emit_source(lowered, plan, name=name, variant=variant, generator=GENERATOR)
@@ -73,7 +79,6 @@ def generate(tflite_path: Path, out_dir: Path, *, name: str, variant: str) -> Ge
     header_path.write_text(header)
 
     x, y = lowered.tensor(lowered.input), lowered.tensor(lowered.output)
-    const_bytes = sum(lowered.tensor(t).nbytes for t in lowered.constant_tensors())
     return GeneratedModel(
         source=source_path,
         header=header_path,
@@ -87,6 +92,8 @@ def generate(tflite_path: Path, out_dir: Path, *, name: str, variant: str) -> Ge
         ops=tuple(step.kernel for step in lowered.kernel_steps),
         model_hash=model_hash,
         tflite_ops=tuple(op.opcode for op in model.main.operators),
-        const_bytes=const_bytes,
+        const_bytes=lowered.const_bytes,
         macs=lowered.macs,
+        scratch_bytes=lowered.scratch_bytes,
+        kernels=kernels,
     )

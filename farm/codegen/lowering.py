@@ -50,6 +50,12 @@ class Step:
     writes: tuple[int, ...]
     macs: int = 0  # multiply-accumulates of one inference
     inplace: tuple[tuple[int, int], ...] = ()
+    scratch_bytes: int = 0  # bytes of the shared kernel scratch buffer the call needs (im2col)
+
+    @property
+    def own_const_bytes(self) -> int:
+        """Weights and biases the step emits itself (pre-arranged), besides the model's constant tensors."""
+        return 0
 
     def emit(self, e: Emitter) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot be emitted")
@@ -83,6 +89,11 @@ class LoweredModel:
         return sum(step.macs for step in self.steps)
 
     @property
+    def scratch_bytes(self) -> int:
+        """The kernel scratch buffer (shared by the steps, which run one after the other)."""
+        return max((step.scratch_bytes for step in self.steps), default=0)
+
+    @property
     def kernel_steps(self) -> tuple[Step, ...]:
         return tuple(step for step in self.steps if step.kernel)
 
@@ -95,6 +106,12 @@ class LoweredModel:
         for step in self.steps:
             indices.update(t for t in step.reads + step.writes if not self.tensor(t).is_constant)
         return {t: self.tensor(t).nbytes for t in sorted(indices)}
+
+    @property
+    def const_bytes(self) -> int:
+        """Bytes of weights and biases emitted: constant tensors plus pre-arranged copies."""
+        return (sum(self.tensor(t).nbytes for t in self.constant_tensors())
+                + sum(step.own_const_bytes for step in self.steps))
 
     def constant_tensors(self) -> list[int]:
         """Constant tensors the steps read, in first-use order."""
@@ -110,10 +127,18 @@ class LoweredModel:
         return {step.target: step.source for step in self.steps if isinstance(step, Alias)}
 
 
+#: kernel sets of the code generator: the optimized int8 kernels where an op's shape
+#: allows (default), or the plain reference kernels everywhere (the truth they are tested against)
+KERNEL_SETS = ("optimized", "reference")
+
+
 class LoweringContext:
     """What a lowering function gets besides its operator: the graph and helpers."""
 
-    def __init__(self, model: TfliteModel) -> None:
+    def __init__(self, model: TfliteModel, kernels: str = "optimized") -> None:
+        if kernels not in KERNEL_SETS:
+            raise ValueError(f"unknown kernel set {kernels!r} (choose from {', '.join(KERNEL_SETS)})")
+        self.optimize = kernels == "optimized"
         self.model = model
         self.graph = model.main
         self.label = model.label
@@ -180,14 +205,15 @@ def fusable_dequantize(graph: Subgraph) -> dict[int, Operator]:
     return fusable
 
 
-def lower(model: TfliteModel) -> LoweredModel:
-    """Check `model` and lower it to kernel calls; raises CodegenError subclasses."""
+def lower(model: TfliteModel, kernels: str = "optimized") -> LoweredModel:
+    """Check `model` and lower it to kernel calls (`kernels`: one of KERNEL_SETS);
+    raises CodegenError subclasses."""
     _register_all()
     label = model.label
     if len(model.subgraphs) != 1:
         raise UnsupportedModelError(f"{label}: {len(model.subgraphs)} subgraphs; the code generator "
                                     "supports a single subgraph")
-    ctx = LoweringContext(model)
+    ctx = LoweringContext(model, kernels)
     graph = ctx.graph
     if not graph.operators:
         raise UnsupportedModelError(f"{label}: the subgraph has no operators")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from farm.codegen.emit import Emitter, c_float, c_int
 from farm.codegen.lowering import LoweringContext, Step, lowering, per_tensor, shape4
+from farm.codegen.ops import optimized
 from farm.codegen.ops.common import Window, activation, float_clamp, int8_clamp, window, window_literal
 from farm.codegen.ops.fully_connected import fused_weight_scales, int8_weight_multipliers, weight_step_reads
 from farm.tflite_reader import Operator
@@ -149,6 +150,14 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Step:
         _, in_zp = per_tensor(ctx, op, x, "input")
         _, out_zp = per_tensor(ctx, op, y, "output")
         act_min, act_max = int8_clamp(ctx, op, y, act)
+        if ctx.optimize:
+            fast = optimized.conv_s8(
+                op_index=op.index, opcode=op.opcode, depthwise=depthwise, x=x, w=w, bias=bias, y=y,
+                input_dims=in_dims, filter_dims=f_dims, output_dims=out_dims, window=win,
+                depth_multiplier=multiplier, activation=act, input_offset=-in_zp, output_offset=out_zp,
+                act_min=act_min, act_max=act_max, multipliers=tuple(multipliers), shifts=tuple(shifts), macs=macs)
+            if fast is not None:
+                return fast
         return Conv(kernel=f"{name}_s8", weights=w.index, reads=weight_step_reads(x.index, w.index, bias_index),
                     input_offset=-in_zp, output_offset=out_zp, act_min_q=act_min, act_max_q=act_max,
                     multipliers=tuple(multipliers), shifts=tuple(shifts), **common)

@@ -227,12 +227,23 @@ def _fc_int8(ctx: LoweringContext, op: Operator, x: Tensor, w: Tensor, bias: Ten
     _, out_zp = per_tensor(ctx, op, y, "output")
     act_min, act_max = int8_clamp(ctx, op, y, act)
     bias_index = bias.index if bias is not None else None
+    filter_offset = 0 if per_channel else -w.quant.zero_point
+    if ctx.optimize:
+        from farm.codegen.ops import optimized
+
+        fast = optimized.fully_connected_s8(
+            op_index=op.index, opcode=op.opcode, x=x, w=w, bias=bias, y=y, batches=dims.batches,
+            accum_depth=dims.accum_depth, output_depth=dims.output_depth, activation=act, input_offset=-in_zp,
+            filter_offset=filter_offset, output_offset=out_zp, act_min=act_min, act_max=act_max,
+            multipliers=tuple(multipliers), shifts=tuple(shifts), macs=macs)
+        if fast is not None:
+            return fast
     return FullyConnectedS8(
         op_index=op.index, opcode=op.opcode,
         kernel="fully_connected_per_channel_s8" if per_channel else "fully_connected_s8",
         reads=weight_step_reads(x.index, w.index, bias_index), writes=(y.index,), macs=macs,
         input=x.index, weights=w.index, bias=bias_index, output=y.index,
-        dims=dims, input_offset=-in_zp, filter_offset=0 if per_channel else -w.quant.zero_point,
+        dims=dims, input_offset=-in_zp, filter_offset=filter_offset,
         output_offset=out_zp, activation=act, act_min=act_min, act_max=act_max,
         multipliers=tuple(multipliers), shifts=tuple(shifts),
     )

@@ -51,6 +51,41 @@ tf_status depthwise_conv2d_s8(const tf_depthwise_params_s8 *params,
                               const int32_t *bias,
                               const tf_dims *output_dims, int8_t *output);
 
+/* ---- optimized int8 kernels (*_s8_fast) -----------------------------------
+ * Bit-exact with the reference kernels above (tests check it op by op), on
+ * weights the code generator pre-arranged (farm/codegen/packing.py) and an
+ * effective bias with the input offset folded in (tf_out_stage_s8). A DSP path
+ * (SXTB16/SMLAD) is compiled when the compiler defines __ARM_FEATURE_DSP, a
+ * portable C path otherwise. */
+
+/* CONV_2D, not grouped: im2col of two pixels into scratch, packed_filter
+ * arranged by 2 rows. With depth = kernel_h * kernel_w * input_channels,
+ * scratch holds (2 * depth rounded up to 4) + 16 * (depth / 4) bytes, 4-byte aligned. */
+tf_status conv2d_s8_fast(const tf_conv_params_s8 *params, const tf_out_stage_s8 *stage,
+                         const tf_dims *input_dims, const int8_t *input,
+                         const tf_dims *filter_dims, const int8_t *packed_filter,
+                         const tf_dims *output_dims, int8_t *output, int8_t *scratch);
+
+/* CONV_2D 1x1, stride 1, no padding, not grouped: packed_filter arranged by 2
+ * rows; scratch: 16 * (input_channels / 4) bytes, 4-byte aligned. */
+tf_status conv2d_1x1_s8_fast(const tf_out_stage_s8 *stage,
+                             const tf_dims *input_dims, const int8_t *input,
+                             const tf_dims *filter_dims, const int8_t *packed_filter,
+                             const tf_dims *output_dims, int8_t *output, int8_t *scratch);
+
+/* DEPTHWISE_CONV_2D, any depth multiplier: packed_filter[oc][kernel_h * kernel_w];
+ * scratch: input_channels bytes. */
+tf_status depthwise_conv2d_s8_fast(const tf_depthwise_params_s8 *params, const tf_out_stage_s8 *stage,
+                                   const tf_dims *input_dims, const int8_t *input,
+                                   const tf_dims *filter_dims, const int8_t *packed_filter,
+                                   const tf_dims *output_dims, int8_t *output, int8_t *scratch);
+
+/* FULLY_CONNECTED with symmetric weights: packed_filter arranged by 4 rows. */
+tf_status fully_connected_s8_fast(const tf_out_stage_s8 *stage,
+                                  const tf_dims *input_dims, const int8_t *input,
+                                  const tf_dims *filter_dims, const int8_t *packed_filter,
+                                  const tf_dims *output_dims, int8_t *output);
+
 /* float32 depthwise convolution, any depth multiplier. */
 tf_status depthwise_conv2d_f32(const tf_depthwise_params_f32 *params,
                                const tf_dims *input_dims, const float *input,

@@ -69,6 +69,29 @@ typedef struct {
   int32_t activation_max;
 } tf_fc_params_s8;
 
+/* One output channel of the optimized int8 kernels (*_s8_fast), all computed on
+ * the host: the effective bias (the op's bias plus input_offset times the sum
+ * of the channel's weights, so the inner loops skip the input offset), TFLM's
+ * multiplier and shift (also for per-tensor weights), and for shift < 0 the
+ * 64-bit rounding constant 2^30 + 2^(30 - shift) of tf_requantize_channel_s8()
+ * (fixed_point.h), as low and high words. */
+typedef struct {
+  int32_t bias;
+  int32_t multiplier;
+  int32_t shift;
+  uint32_t round_lo;
+  int32_t round_hi;
+} tf_channel_s8;
+
+/* Output stage of the optimized int8 kernels: the channels, then the output
+ * offset and the clamp. */
+typedef struct {
+  const tf_channel_s8 *channels;
+  int32_t output_offset;
+  int32_t activation_min;
+  int32_t activation_max;
+} tf_out_stage_s8;
+
 /* int8 convolution (symmetric weights, per-channel requantization). */
 typedef struct {
   tf_window window;

@@ -1,0 +1,179 @@
+"""The optimized int8 kernels' steps (``*_s8_fast``): which CONV_2D,
+DEPTHWISE_CONV_2D and FULLY_CONNECTED ops take them, and what they emit.
+
+An op takes an optimized kernel when the lowering runs with optimized kernels
+(the default; ``kernels="reference"`` keeps the plain reference kernels, the
+truth the optimized ones are tested against) and its shape is one the kernel
+handles; otherwise it keeps its reference kernel. The step emits its weights
+already pre-arranged (farm.codegen.packing) and an effective bias with the input
+offset folded in; the original weight and bias tensors are then not emitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from farm.codegen.emit import Emitter, c_int
+from farm.codegen.lowering import Step
+from farm.codegen.ops.common import Window, window_literal
+from farm.codegen.packing import effective_bias, pack_depthwise, pack_rows
+from farm.tflite_reader import Tensor
+
+#: kernels that take the shared scratch buffer as their last argument
+SCRATCH_KERNELS = ("conv2d_s8_fast", "conv2d_1x1_s8_fast", "depthwise_conv2d_s8_fast")
+
+#: rows per group of the packed weights, per kernel (mat_mult_s8.h)
+ROW_GROUP = {"conv2d_s8_fast": 2, "conv2d_1x1_s8_fast": 2, "fully_connected_s8_fast": 4}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FastS8(Step):
+    """A call of an optimized int8 kernel on pre-arranged weights."""
+
+    input: int
+    output: int
+    weights_index: int  # the original weight tensor (for the comment)
+    packed: tuple[int, ...]  # pre-arranged weights
+    bias_eff: tuple[int, ...]
+    multipliers: tuple[int, ...]  # one per output channel
+    shifts: tuple[int, ...]
+    output_offset: int
+    act_min: int
+    act_max: int
+    input_dims: tuple[int, int, int, int]
+    filter_dims: tuple[int, int, int, int]
+    output_dims: tuple[int, int, int, int]
+    description: str
+    input_offset: int = 0
+    window: Window | None = None
+    depth_multiplier: int = 1
+
+    @property
+    def own_const_bytes(self) -> int:
+        return len(self.packed) + 4 * len(self.bias_eff)
+
+    def emit(self, e: Emitter) -> None:
+        p = e.prefix(self)
+        channels = channel_table(self.bias_eff, self.multipliers, self.shifts)
+        lines = [
+            e.int_array(f"{p}_packed", "int8_t", self.packed),
+            f"static const tf_channel_s8 {p}_channels[{len(channels)}] = {{  "
+            "/* bias, multiplier, shift, rounding (lo, hi) */\n"
+            + "\n".join(f"    {{{b}, {m}, {sh}, {lo}u, {hi}}}," for b, m, sh, lo, hi in channels) + "\n};",
+            e.struct("tf_out_stage_s8", f"{p}_stage", [
+                ("channels", f"{p}_channels"), ("output_offset", c_int(self.output_offset)),
+                ("activation_min", c_int(self.act_min)), ("activation_max", c_int(self.act_max))]),
+        ]
+        args = []
+        if self.kernel == "conv2d_s8_fast":
+            assert self.window is not None
+            lines.append(e.struct("tf_conv_params_s8", f"{p}_params", [
+                ("window", window_literal(self.window)), ("input_offset", c_int(self.input_offset)),
+                ("output_offset", c_int(self.output_offset)), ("activation_min", c_int(self.act_min)),
+                ("activation_max", c_int(self.act_max))]))
+            args.append(f"&{p}_params")
+        elif self.kernel == "depthwise_conv2d_s8_fast":
+            assert self.window is not None
+            lines.append(e.struct("tf_depthwise_params_s8", f"{p}_params", [
+                ("window", window_literal(self.window)), ("depth_multiplier", str(self.depth_multiplier)),
+                ("input_offset", c_int(self.input_offset)), ("output_offset", c_int(self.output_offset)),
+                ("activation_min", c_int(self.act_min)), ("activation_max", c_int(self.act_max))]))
+            args.append(f"&{p}_params")
+        lines += [e.dims(f"{p}_input_dims", self.input_dims), e.dims(f"{p}_filter_dims", self.filter_dims),
+                  e.dims(f"{p}_output_dims", self.output_dims)]
+        e.declare(self, *lines, extra=f" ({self.description}; weights #{self.weights_index} pre-arranged, "
+                                      "input offset folded into the bias)")
+        args += [f"&{p}_stage", f"&{p}_input_dims", e.pointer(self.input, writable=False),
+                 f"&{p}_filter_dims", f"{p}_packed", f"&{p}_output_dims", e.pointer(self.output, writable=True)]
+        if self.kernel in SCRATCH_KERNELS:
+            args.append(e.scratch())
+        e.call(self.kernel, args)
+
+
+def scratch_bytes(kernel: str, depth: int) -> int:
+    """Scratch a convolution kernel needs (kernels.h): the im2col columns of two pixels
+    (conv2d_s8_fast), then the int16 copy of two columns the DSP path multiplies
+    (TF_MAT_MULT_EXT_WORDS, in mat_mult_s8.h)."""
+    ext = 16 * (depth // 4)
+    if kernel == "conv2d_1x1_s8_fast":
+        return max(ext, 4)
+    return (2 * depth + 3) // 4 * 4 + ext
+
+
+def channel_table(bias: tuple[int, ...], multipliers: tuple[int, ...],
+                  shifts: tuple[int, ...]) -> list[tuple[str, str, str, int, str]]:
+    """Rows of tf_channel_s8 (C literals but round_lo, an unsigned): the rounding
+    constant 2^30 + 2^(30 + e) of tf_requantize_channel_s8() for a right shift e = -shift."""
+    rows = []
+    for b, m, sh in zip(bias, multipliers, shifts, strict=True):
+        if not (m == 0 or 2**30 <= m < 2**31):  # what tf_requantize_channel_s8's proof assumes
+            raise ValueError(f"multiplier {m} outside [2^30, 2^31) and not 0")
+        rounding = 2**30 + 2**(30 - sh) if sh < 0 else 0
+        rows.append((c_int(b), c_int(m), c_int(sh), rounding & 0xFFFFFFFF, c_int(rounding >> 32)))
+    return rows
+
+
+def _bias_data(bias: Tensor | None) -> np.ndarray | None:
+    if bias is None:
+        return None
+    assert bias.data is not None
+    return np.asarray(bias.data, dtype=np.int64).reshape(-1)
+
+
+def conv_s8(*, op_index: int, opcode: str, depthwise: bool, x: Tensor, w: Tensor, bias: Tensor | None, y: Tensor,
+            input_dims: tuple[int, int, int, int], filter_dims: tuple[int, int, int, int],
+            output_dims: tuple[int, int, int, int], window: Window, depth_multiplier: int, activation: str,
+            input_offset: int, output_offset: int, act_min: int, act_max: int, multipliers: tuple[int, ...],
+            shifts: tuple[int, ...], macs: int) -> FastS8 | None:
+    """The optimized step of an int8 CONV_2D / DEPTHWISE_CONV_2D, or None (keep the reference kernel)."""
+    assert w.data is not None
+    weights = np.asarray(w.data, dtype=np.int8)
+    common = dict(op_index=op_index, opcode=opcode, reads=(x.index,), writes=(y.index,), macs=macs,
+                  input=x.index, output=y.index, weights_index=w.index, multipliers=multipliers, shifts=shifts,
+                  output_offset=output_offset, act_min=act_min, act_max=act_max, input_dims=input_dims,
+                  filter_dims=filter_dims, output_dims=output_dims, input_offset=input_offset, window=window,
+                  depth_multiplier=depth_multiplier)
+    stride = f"stride {window.stride_h}x{window.stride_w}"
+    if depthwise:
+        packed = pack_depthwise(weights)
+        taps = filter_dims[1] * filter_dims[2]
+        eff = effective_bias(_bias_data(bias), packed.reshape(filter_dims[3], taps), input_offset)
+        return FastS8(kernel="depthwise_conv2d_s8_fast", packed=tuple(int(v) for v in packed),
+                      bias_eff=tuple(int(v) for v in eff), description=f"{activation}, {stride}",
+                      scratch_bytes=input_dims[3], **common)
+    out_c, k_h, k_w, group_c = filter_dims
+    if group_c != input_dims[3]:
+        return None  # grouped convolution: reference kernel
+    rows = weights.reshape(out_c, k_h * k_w * group_c)
+    eff = effective_bias(_bias_data(bias), rows, input_offset)
+    pointwise = (k_h, k_w) == (1, 1) and (window.stride_h, window.stride_w) == (1, 1) \
+        and (window.pad_h, window.pad_w) == (0, 0) and input_dims[1:3] == output_dims[1:3]
+    kernel = "conv2d_1x1_s8_fast" if pointwise else "conv2d_s8_fast"
+    packed = pack_rows(rows, ROW_GROUP[kernel])
+    return FastS8(kernel=kernel, packed=tuple(int(v) for v in packed), bias_eff=tuple(int(v) for v in eff),
+                  description=f"{activation}, {stride}" + ("" if pointwise else ", im2col of 2 pixels"),
+                  scratch_bytes=scratch_bytes(kernel, k_h * k_w * group_c), **common)
+
+
+def fully_connected_s8(*, op_index: int, opcode: str, x: Tensor, w: Tensor, bias: Tensor | None, y: Tensor,
+                       batches: int, accum_depth: int, output_depth: int, activation: str, input_offset: int,
+                       filter_offset: int, output_offset: int, act_min: int, act_max: int,
+                       multipliers: tuple[int, ...], shifts: tuple[int, ...], macs: int) -> FastS8 | None:
+    """The optimized step of an int8 FULLY_CONNECTED, or None (asymmetric weights: reference kernel)."""
+    if filter_offset != 0:
+        return None
+    assert w.data is not None
+    rows = np.asarray(w.data, dtype=np.int8).reshape(output_depth, accum_depth)
+    eff = effective_bias(_bias_data(bias), rows, input_offset)
+    if len(multipliers) == 1:  # per-tensor: the kernel reads one per output channel
+        multipliers, shifts = multipliers * output_depth, shifts * output_depth
+    kernel = "fully_connected_s8_fast"
+    return FastS8(kernel=kernel, op_index=op_index, opcode=opcode, reads=(x.index,), writes=(y.index,), macs=macs,
+                  input=x.index, output=y.index, weights_index=w.index,
+                  packed=tuple(int(v) for v in pack_rows(rows, ROW_GROUP[kernel])),
+                  bias_eff=tuple(int(v) for v in eff), multipliers=tuple(multipliers), shifts=tuple(shifts),
+                  output_offset=output_offset, act_min=act_min, act_max=act_max,
+                  input_dims=(batches, 1, 1, accum_depth), filter_dims=(output_depth, 1, 1, accum_depth),
+                  output_dims=(batches, 1, 1, output_depth), description=activation)
