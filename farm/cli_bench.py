@@ -38,6 +38,9 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
     multiply-accumulate, the ELF's flash and RAM bytes, the static arena next to
     what the tflite-micro interpreter needs (its whole arena, and in brackets the
     part that holds tensors), and per model and device the int8 / float32 speedup.
+    The optimized-kernel goals (farm/bench_goals.py) are printed next to the
+    figures they judge ("goals" in --json; a goal whose cell was not benched is
+    "not measured"). The arena column includes the kernels' scratch buffer.
     A build too big for a board is reported as not fitting, with the numbers.
     Exit code 1 when a measurement fails (anything but ok or does-not-fit).
     """
@@ -96,16 +99,36 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
         leases.close()
     store.finish_run(run_id, "failed" if failed else "passed")
 
+    from farm.bench_goals import evaluate
+
+    goals = evaluate(rows)
     if as_json:
-        click.echo(json.dumps({"run_id": run_id, "rows": [r.to_json() for r in rows], "speedups": speedups(rows)},
-                              indent=2))
+        click.echo(json.dumps({"run_id": run_id, "rows": [r.to_json() for r in rows], "speedups": speedups(rows),
+                               "goals": [g.to_json() for g in goals]}, indent=2))
     elif markdown:
         from farm.bench import markdown_table
 
         click.echo(markdown_table(rows))
     else:
         _print_table(rows)
+        _print_goals(goals)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _print_goals(goals) -> None:
+    measured = [g for g in goals if g.met is not None]
+    if not measured:
+        return
+    table = Table(title="optimized-kernel goals (farm/bench_goals.py)")
+    for name, justify in (("goal", "left"), ("device", "left"), ("target", "right"), ("measured", "right"),
+                          ("", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for g in measured:
+        at_most = "≥" if g.figure == "speedup" else "≤"
+        fmt = (lambda v: f"{v:.2f}") if g.figure == "speedup" else (lambda v: f"{v:,.0f}")
+        table.add_row(g.goal, g.device, f"{at_most} {fmt(g.target)} {g.unit}", f"{fmt(g.measured)} {g.unit}",
+                      "[green]met[/]" if g.met else "[red]not met[/]")
+    out.print(table)
 
 
 def _print_table(rows) -> None:

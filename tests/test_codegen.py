@@ -170,7 +170,7 @@ def test_lifetimes_follow_the_graph():
 VARIANT_KERNELS = {
     "float32": {"fully_connected_f32"},
     "int8-weights": {"fully_connected_f32_w8"},
-    "int8": {"fully_connected_s8", "fully_connected_per_channel_s8"},
+    "int8": {"fully_connected_s8_fast"},  # optimized kernels (the default kernel set)
 }
 
 
@@ -340,7 +340,8 @@ def test_zoo_int8_bit_exact_on_the_host(zoo_int8, model, tmp_path):
 
 
 INT8_KERNELS = sorted(p.stem for p in (KERNELS / "src").glob("*.c")
-                      if (p.stem.endswith("_s8") and "f32" not in p.stem) or p.stem in ("pad", "concatenation"))
+                      if (p.stem.endswith(("_s8", "_s8_fast")) and "f32" not in p.stem)
+                      or p.stem in ("pad", "concatenation"))
 
 
 @requires_arm_gcc
@@ -351,7 +352,9 @@ def test_every_int8_kernel_is_float_free(tmp_path):
     nm = shutil.which("arm-none-eabi-nm")
     if objdump is None or nm is None:
         pytest.skip("arm-none-eabi binutils not installed")
-    assert {"conv2d_s8", "depthwise_conv2d_s8", "softmax_s8", "lut_s8", "mean_s8", "add_s8"} <= set(INT8_KERNELS)
+    assert {"conv2d_s8", "depthwise_conv2d_s8", "softmax_s8", "lut_s8", "mean_s8", "add_s8", "conv2d_s8_fast",
+            "conv2d_1x1_s8_fast", "depthwise_conv2d_s8_fast", "fully_connected_s8_fast",
+            "mat_mult_s8"} <= set(INT8_KERNELS)
     sources = [KERNELS / "src" / f"{k}.c" for k in INT8_KERNELS]
     for obj in _compile(sources, [KERNELS / "include"], ARM_TARGETS["cortex-m4f"], tmp_path):
         disasm = subprocess.run([objdump, "-d", str(obj)], capture_output=True, text=True, check=True).stdout

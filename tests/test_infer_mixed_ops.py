@@ -41,7 +41,8 @@ def _mixed_model():
     return keras.Model(inputs, out)
 
 
-def test_farm_infer_mixed_int8_model_identical_to_tflite_micro(tmp_path: Path, state_dir: Path):
+@pytest.mark.parametrize("board", ["qemu-m4f", "qemu-m3"])  # the optimized kernels' DSP and portable paths
+def test_farm_infer_mixed_int8_model_identical_to_tflite_micro(tmp_path: Path, state_dir: Path, board: str):
     from farm.models.convert import to_int8
     from farm.models.quantization import quantize
     from farm.models.reference import run_tflm
@@ -60,7 +61,11 @@ def test_farm_infer_mixed_int8_model_identical_to_tflite_micro(tmp_path: Path, s
     samples = quantize(rng.normal(0, 2.0, size=(12, 14, 12, 3)).astype(np.float32), q.scale, q.zero_point)
     np.save(tmp_path / "in.npy", samples)
 
-    proc = subprocess.run([sys.executable, "-m", "farm", "infer", str(path), "--device", "qemu-m4f",
+    from farm.codegen import generate
+
+    fast = {op for op in generate(path, tmp_path / "gen", name="mixed", variant="user").ops if op.endswith("_fast")}
+    assert fast == {"conv2d_s8_fast", "conv2d_1x1_s8_fast", "depthwise_conv2d_s8_fast", "fully_connected_s8_fast"}
+    proc = subprocess.run([sys.executable, "-m", "farm", "infer", str(path), "--device", board,
                            "--input", str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy")],
                           cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
