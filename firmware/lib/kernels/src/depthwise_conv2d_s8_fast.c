@@ -28,9 +28,34 @@ INLINE void pixel_3x3_m1(const int8_t *base, int32_t channels, int32_t col_step,
   const int8_t *p0 = base, *p1 = base + row_step, *p2 = base + 2 * row_step;
   for (int32_t c = 0; c < channels; ++c, w += 9) {
     int32_t acc = st.ch[c].bias;
-    acc += w[0] * p0[c] + w[1] * p0[c + col_step] + w[2] * p0[c + c2];
-    acc += w[3] * p1[c] + w[4] * p1[c + col_step] + w[5] * p1[c + c2];
-    acc += w[6] * p2[c] + w[7] * p2[c + col_step] + w[8] * p2[c + c2];
+    acc += w[0] * p0[c];
+    acc += w[1] * p0[c + col_step];
+    acc += w[2] * p0[c + c2];
+    acc += w[3] * p1[c];
+    acc += w[4] * p1[c + col_step];
+    acc += w[5] * p1[c + c2];
+    acc += w[6] * p2[c];
+    acc += w[7] * p2[c + col_step];
+    acc += w[8] * p2[c + c2];
+    out[c] = tf_output_s8(acc, &st.ch[c], st.offset, st.lo, st.hi, full);
+  }
+}
+
+/* One output pixel of a 3x3 filter, depth multiplier 1, its nine taps given as
+ * pointers (each at input channel 0 of its tap, or at the zero-point row). */
+INLINE void pixel_3x3_taps_m1(const int8_t *const tap[9], int32_t channels, const int8_t *w, stage_regs st,
+                              int8_t *out, int full) {
+  for (int32_t c = 0; c < channels; ++c, w += 9) {
+    int32_t acc = st.ch[c].bias;
+    acc += w[0] * tap[0][c];
+    acc += w[1] * tap[1][c];
+    acc += w[2] * tap[2][c];
+    acc += w[3] * tap[3][c];
+    acc += w[4] * tap[4][c];
+    acc += w[5] * tap[5][c];
+    acc += w[6] * tap[6][c];
+    acc += w[7] * tap[7][c];
+    acc += w[8] * tap[8][c];
     out[c] = tf_output_s8(acc, &st.ch[c], st.offset, st.lo, st.hi, full);
   }
 }
@@ -118,7 +143,11 @@ INLINE void depthwise(const tf_depthwise_params_s8 *params, stage_regs st, const
                                                                                 : in + (iy * in_w + ix) * in_c;
             }
           }
-          pixel_3x3_taps(tap, in_c, multiplier, packed, st, out, full);
+          if (multiplier == 1) {
+            pixel_3x3_taps_m1(tap, in_c, packed, st, out, full);
+          } else {
+            pixel_3x3_taps(tap, in_c, multiplier, packed, st, out, full);
+          }
         }
       }
     }

@@ -7,9 +7,9 @@
  *    multiply-accumulate per product, blocked so that every loaded value is
  *    used by two (or four) accumulators.
  * Both compute exactly sum w*x in int32 (no saturation, like TFLM), so they are
- * bit-exact with each other and with the reference kernels. Each driver is
- * compiled twice through an always-inline body: once for a clamp that is the
- * whole int8 range (one SSAT), once for any clamp. */
+ * bit-exact with each other and with the reference kernels. The convolution
+ * driver is compiled twice through an always-inline body: once for a clamp
+ * that is the whole int8 range (one SSAT), once for any clamp. */
 #include <stddef.h>
 
 #include "dsp_s8.h"
@@ -89,13 +89,11 @@ INLINE void mat_vec_g4(const int8_t *packed, int32_t rows, int32_t depth, const 
   }
 }
 
+/* One specialization only: a fully connected layer has few outputs per weight
+ * read, and the firmware stays small (the sine model's flash budget). */
 void tf_mat_vec_s8_g4(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x,
                       const tf_out_stage_s8 *stage, int8_t *out) {
-  if (stage->activation_min == -128 && stage->activation_max == 127) {
-    mat_vec_g4(packed, rows, depth, x, stage, out, 1);
-  } else {
-    mat_vec_g4(packed, rows, depth, x, stage, out, 0);
-  }
+  mat_vec_g4(packed, rows, depth, x, stage, out, 0);
 }
 
 INLINE void mat_mult_g2(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x0, const int8_t *x1,
