@@ -86,3 +86,19 @@ def evaluate(rows: Sequence[BenchRow], goals: Sequence[Goal] = GOALS) -> list[Ve
         met = None if measured is None else (measured >= g.target if g.figure == "speedup" else measured <= g.target)
         verdicts.append(Verdict(g.name, g.model, g.variant, g.device, g.figure, g.target, measured, unit, met))
     return verdicts
+
+
+def goals_markdown(verdicts: Sequence[Verdict]) -> str:
+    """The goals as a Markdown table (for the README)."""
+    lines = ["", "Optimized-kernel goals (farm/bench_goals.py):", "",
+             "| goal | device | target | measured | |", "|---|---|---:|---:|---|"]
+    for v in verdicts:
+        sign = ">=" if v.figure == "speedup" else "<="
+
+        def fmt(value: float) -> str:
+            return f"{value:.2f}" if v.figure == "speedup" else f"{value:,.0f}"
+
+        measured = "not measured" if v.measured is None else f"{fmt(v.measured)} {v.unit}"
+        verdict = "" if v.met is None else ("met" if v.met else "**not met**")
+        lines.append(f"| {v.goal} | {v.device} | {sign} {fmt(v.target)} {v.unit} | {measured} | {verdict} |")
+    return "\n".join(lines)

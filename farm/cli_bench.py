@@ -107,8 +107,10 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
                                "goals": [g.to_json() for g in goals]}, indent=2))
     elif markdown:
         from farm.bench import markdown_table
+        from farm.bench_goals import goals_markdown
 
         click.echo(markdown_table(rows))
+        click.echo(goals_markdown(goals))
     else:
         _print_table(rows)
         _print_goals(goals)

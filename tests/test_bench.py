@@ -75,3 +75,38 @@ def test_farm_bench_json_on_digits(state_dir: Path):
     (speedup,) = doc["speedups"]
     assert speedup["device"] == "qemu-m3" and speedup["int8_vs_float32"] == rows["int8"]["speedup_vs_float32"]
     assert speedup["int8_vs_float32"] > 2  # full integer vs soft-float on a core without an FPU
+    assert [g["met"] for g in doc["goals"]] == [None] * len(doc["goals"])  # no goal is about digits
+
+
+def test_goals_judge_the_rows_they_name(monkeypatch, tmp_path):
+    from farm import bench
+    from farm.bench_goals import GOALS, Goal, evaluate, goals_markdown
+
+    monkeypatch.setattr(bench, "model_figures", lambda model, variant, state: bench.ModelFigures(
+        model=model, variant=variant, macs=1000, arena_bytes=16_256 if model == "kws" else 32,
+        tflm_arena_bytes=3000, tflm_tensor_arena_bytes=640, model_size_bytes=5000, const_bytes=2000,
+        latency_only=False))
+    counts = {("kws", "float32"): 34_000_000, ("kws", "int8"): 6_100_000, ("sine", "float32"): 2_800,
+              ("sine", "int8"): 1_900}
+    devices = [SimpleNamespace(name="qemu-m4f", flash_bytes=4 << 20, ram_bytes=4 << 20)]
+
+    def measure(device, model, variant):
+        record = _record("ok", counts[model, variant])
+        record.flash_bytes = 9_000 if model == "sine" else 50_000
+        return record
+
+    rows = bench.run_bench(devices, ["kws", "sine"], state=tmp_path, variants=["float32", "int8"], measure=measure)
+    verdicts = {v.goal: v for v in evaluate(rows)}
+    assert len(verdicts) == len(GOALS)
+    assert verdicts["KWS int8 count, Cortex-M4F"].met is True
+    assert verdicts["KWS int8 count, Cortex-M4F"].measured == 6_100_000
+    assert verdicts["KWS int8 vs float32, Cortex-M4F"].measured == pytest.approx(34 / 6.1)
+    assert verdicts["KWS int8 model RAM"].met is True
+    assert verdicts["sine int8 firmware flash"].met is False  # 9,000 B > 8,000
+    assert verdicts["KWS int8 count, Cortex-M3"].met is None  # that device was not benched
+    assert verdicts["AD int8 count, Cortex-M4F"].measured is None
+    slow = evaluate(rows, [Goal("slow", "kws", "int8", "qemu-m4f", "count", 5e6, "instructions")])
+    assert slow[0].met is False
+    table = goals_markdown(evaluate(rows))
+    assert "| sine int8 firmware flash | qemu-m4f | <= 8,000 bytes | 9,000 bytes | **not met** |" in table
+    assert "| KWS int8 count, Cortex-M3 | qemu-m3 | <= 9,000,000 instructions | not measured |  |" in table
