@@ -16,6 +16,16 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _farm_infer(path: Path, samples: np.ndarray, board: str, tmp_path: Path) -> np.ndarray:
+    """`farm infer` of the .tflite at `path` on `board`: the outputs it saved."""
+    np.save(tmp_path / "in.npy", samples)
+    proc = subprocess.run([sys.executable, "-m", "farm", "infer", str(path), "--device", board,
+                           "--input", str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy")],
+                          cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return np.load(tmp_path / "out.npy")
+
+
 def _mixed_model():
     import keras
 
@@ -59,17 +69,12 @@ def test_farm_infer_mixed_int8_model_identical_to_tflite_micro(tmp_path: Path, s
     path.write_bytes(tflite)
     q = graph.tensors[graph.inputs[0]].quant
     samples = quantize(rng.normal(0, 2.0, size=(12, 14, 12, 3)).astype(np.float32), q.scale, q.zero_point)
-    np.save(tmp_path / "in.npy", samples)
 
     from farm.codegen import generate
 
     fast = {op for op in generate(path, tmp_path / "gen", name="mixed", variant="user").ops if op.endswith("_fast")}
     assert fast == {"conv2d_s8_fast", "conv2d_1x1_s8_fast", "depthwise_conv2d_s8_fast", "fully_connected_s8_fast"}
-    proc = subprocess.run([sys.executable, "-m", "farm", "infer", str(path), "--device", board,
-                           "--input", str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy")],
-                          cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = np.load(tmp_path / "out.npy")
+    got = _farm_infer(path, samples, board, tmp_path)
     expected = run_tflm(tflite, samples)
     assert got.dtype == np.int8 and got.shape == expected.shape == (12, 5)
     np.testing.assert_array_equal(got, expected)
@@ -112,12 +117,7 @@ def test_fast_kernel_shapes_identical_to_tflite_micro_on_board(tmp_path: Path, s
         "conv2d_s8_fast", "fully_connected_s8_fast"], gen.ops
     q = parse_tflite(tflite).main.tensors[parse_tflite(tflite).main.inputs[0]].quant
     samples = quantize(rng.normal(0, 1.5, size=(6, 25, 10, 1)).astype(np.float32), q.scale, q.zero_point)
-    np.save(tmp_path / "in.npy", samples)
-    proc = subprocess.run([sys.executable, "-m", "farm", "infer", str(path), "--device", board,
-                           "--input", str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy")],
-                          cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = np.load(tmp_path / "out.npy")
+    got = _farm_infer(path, samples, board, tmp_path)
     expected = run_tflm(tflite, samples)
     assert got.shape == expected.shape == (6, 7)
     np.testing.assert_array_equal(got, expected)
