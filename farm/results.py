@@ -232,8 +232,9 @@ class _Finding(_Base):
     variant: Mapped[str] = mapped_column(String(32))
     metric: Mapped[str] = mapped_column(String(32))
     severity: Mapped[str] = mapped_column(String(16))
-    before: Mapped[Any] = mapped_column(JSON(none_as_null=True))
-    after: Mapped[Any] = mapped_column(JSON(none_as_null=True))
+    # None for what was not measured on one side (a combination new to, or gone from, the baseline)
+    before: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    after: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     unit: Mapped[str | None] = mapped_column(String(32))
     change_pct: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text)
@@ -274,6 +275,36 @@ def _add_missing_columns(engine: Engine) -> None:
             for column in missing:
                 kind = column.type.compile(dialect=engine.dialect)
                 conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+
+
+def _relax_not_null(engine: Engine) -> None:
+    """Drop NOT NULL where the schema allows NULL but an older database does not
+    (tinyfarm <= 0.1 created findings.before/after NOT NULL, so a finding about a
+    combination new to the baseline could not be stored)."""
+    inspector = inspect(engine)
+    for table in _Base.metadata.sorted_tables:
+        have = {c["name"]: c for c in inspector.get_columns(table.name)}
+        stale = [c.name for c in table.columns
+                 if c.nullable and not c.primary_key and c.name in have and not have[c.name]["nullable"]]
+        if not stale:
+            continue
+        if engine.dialect.name != "sqlite":
+            with engine.begin() as conn:
+                for name in stale:
+                    conn.execute(text(f'ALTER TABLE {table.name} ALTER COLUMN "{name}" DROP NOT NULL'))
+            continue
+        # SQLite cannot alter a column: rebuild the table and copy its rows
+        if any(fk.column.table is table for other in _Base.metadata.sorted_tables for fk in other.foreign_keys):
+            raise ResultsError(f"cannot migrate table {table.name}: other tables reference it")
+        old = f"{table.name}_before_migration"
+        columns = ", ".join(f'"{c.name}"' for c in table.columns if c.name in have)
+        with engine.begin() as conn:
+            for index in inspector.get_indexes(table.name):
+                conn.execute(text(f'DROP INDEX IF EXISTS "{index["name"]}"'))
+            conn.execute(text(f'ALTER TABLE "{table.name}" RENAME TO "{old}"'))
+            table.create(conn)
+            conn.execute(text(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM "{old}"'))
+            conn.execute(text(f'DROP TABLE "{old}"'))
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
@@ -321,6 +352,7 @@ class ResultsStore:
         try:
             _Base.metadata.create_all(self.engine)
             _add_missing_columns(self.engine)
+            _relax_not_null(self.engine)
         except SQLAlchemyError as exc:  # cannot connect, no such database, ...: say which, no traceback
             self.engine.dispose()
             reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]

@@ -260,12 +260,16 @@ def test_findings_are_stored_with_the_runs_baseline(any_store: ResultsStore) -> 
                 before="ok", after="faulted", reason="was ok, now faulted: HardFault"),
         Finding(device="qemu-rv32", model="sine", variant="int8", metric="flash", severity="changed",
                 before=6228, after=6300, unit="bytes", change_pct=1.16),
+        Finding(device="qemu-m4f", model="ad", variant="float32", metric="status", severity="new",
+                before=None, after="ok", reason="not in the baseline"),
+        Finding(device="qemu-m4f", model="kws", variant="int8", metric="status", severity="missing",
+                before="ok", after=None, reason="not measured in this run"),
     ]
     store.set_comparison(run, base, findings)
     assert store.findings_for_run(run) == findings
     assert (store.run(run).baseline_id, store.run(run).regressions) == (base, 2)
-    store.set_comparison(run, base, findings[2:])  # judged again: replaced, not added
-    assert store.findings_for_run(run) == findings[2:] and store.run(run).regressions == 0
+    store.set_comparison(run, base, findings[2:3])  # judged again: replaced, not added
+    assert store.findings_for_run(run) == findings[2:3] and store.run(run).regressions == 0
     store.update_run_details(run, tests={"passed": 3})
     store.update_run_details(run, seconds=1.5)
     assert store.run(run).details == {"tests": {"passed": 3}, "seconds": 1.5}
@@ -303,6 +307,43 @@ def test_an_older_database_gets_the_new_columns(tmp_path: Path) -> None:
                                        window_counts=[1.0, 2.0]))
     store.set_comparison(new, 1, [])
     assert store.results_for_run(new)[0].window_counts == [1.0, 2.0] and store.run(new).baseline_id == 1
+
+
+def test_an_older_findings_table_accepts_findings_without_a_before(tmp_path: Path) -> None:
+    """tinyfarm 0.1 created findings.before/after NOT NULL: a nightly with a combination new to
+    its baseline then crashed storing the finding. Opening the store relaxes the columns and
+    keeps the findings already stored."""
+    from farm.results import Finding
+
+    db = tmp_path / "old.db"
+    ResultsStore(url(db)).engine.dispose()  # today's tables, then the findings table as 0.1 made it
+    with sqlite3.connect(db) as conn:
+        conn.executescript("""
+            DROP TABLE findings;
+            CREATE TABLE findings (id INTEGER NOT NULL, run_id INTEGER NOT NULL, baseline_id INTEGER,
+                device VARCHAR(128) NOT NULL, model VARCHAR(128) NOT NULL, variant VARCHAR(32) NOT NULL,
+                metric VARCHAR(32) NOT NULL, severity VARCHAR(16) NOT NULL, "before" JSON NOT NULL,
+                "after" JSON NOT NULL, unit VARCHAR(32), change_pct FLOAT, reason TEXT NOT NULL,
+                PRIMARY KEY (id), FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE);
+            CREATE INDEX ix_findings_run_id ON findings (run_id);
+            INSERT INTO runs (id, started_at, kind, git_commit, farm_version, status)
+                VALUES (1, '2026-01-01 00:00:00', 'nightly', 'abc', '0.1.0', 'passed'),
+                       (2, '2026-01-02 00:00:00', 'nightly', 'def', '0.1.0', 'passed');
+            INSERT INTO findings VALUES (1, 2, 1, 'qemu-m3', 'sine', 'int8', 'count', 'changed', '4338.0',
+                '4400.0', 'instructions', 1.4, 'slower');
+        """)
+    store = ResultsStore(url(db))
+    (kept,) = store.findings_for_run(2)
+    assert (kept.before, kept.after, kept.reason) == (4338.0, 4400.0, "slower")
+    run = store.start_run("nightly", "ghi")
+    new = Finding(device="qemu-m4f", model="ad", variant="float32", metric="status", severity="new",
+                  before=None, after="ok", reason="not in the baseline")
+    store.set_comparison(run, 2, [new])
+    assert store.findings_for_run(run) == [new]
+    with sqlite3.connect(db) as conn:
+        columns = {row[1]: row[3] for row in conn.execute("PRAGMA table_info(findings)")}
+        indexes = [row[1] for row in conn.execute("PRAGMA index_list(findings)")]
+    assert columns["before"] == 0 and columns["after"] == 0 and "ix_findings_run_id" in indexes
 
 
 def test_postgres_urls_use_psycopg_and_bad_urls_are_refused_with_a_sentence(tmp_path: Path) -> None:
