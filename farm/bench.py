@@ -76,7 +76,7 @@ class BenchRow:
         return asdict(self)
 
 
-def model_figures(model: str, variant: str, state: Path) -> ModelFigures:
+def model_figures(model: str, variant: str, state: Path, kernels: str = "optimized") -> ModelFigures:
     """Build (or load) the variant and compute its code-generator and TFLM figures."""
     from farm.codegen.generator import plan_for
     from farm.codegen.lowering import lower
@@ -87,7 +87,7 @@ def model_figures(model: str, variant: str, state: Path) -> ModelFigures:
 
     with native_output_to(state / "logs" / "tensorflow.log"):
         art = build_variant(model, variant, state / "models")
-    lowered = lower(read_tflite(art.tflite_path))
+    lowered = lower(read_tflite(art.tflite_path), kernels)
     plan = plan_for(lowered)
     tflm = tflm_arena(art.tflite_path.read_bytes())
     return ModelFigures(
@@ -140,7 +140,8 @@ def speedups(rows: Iterable[BenchRow]) -> list[dict[str, Any]]:
 
 def run_bench(devices: Sequence[Any], models: Sequence[str], *, state: Path, variants: Sequence[str] | None = None,
               measure: Callable[..., Any] | None = None, progress: Progress = lambda _: None,
-              on_row: Callable[[BenchRow, Any], None] = lambda row, record: None) -> list[BenchRow]:
+              on_row: Callable[[BenchRow, Any], None] = lambda row, record: None,
+              kernels: str = "optimized") -> list[BenchRow]:
     """Measure every model x variant x device; returns the rows with their speedups filled in.
 
     `measure(device, model, variant)` -> ResultRecord defaults to
@@ -153,13 +154,13 @@ def run_bench(devices: Sequence[Any], models: Sequence[str], *, state: Path, var
         from farm.pipeline import measure_one
 
         def measure(device: Any, model: str, variant: str) -> Any:
-            return measure_one(device, model, variant, state=state, progress=progress)
+            return measure_one(device, model, variant, state=state, progress=progress, kernels=kernels)
 
     rows: list[BenchRow] = []
     for model in models:
         for variant in variants or VARIANTS:
             progress(f"{model}/{variant}: code generator and tflite-micro figures")
-            figures = model_figures(model, variant, state)
+            figures = model_figures(model, variant, state, kernels)
             for device in devices:
                 record = measure(device, model, variant)
                 row = row_from(record, device, figures)

@@ -255,8 +255,11 @@ def run(ctx: click.Context, device_names: tuple[str, ...], model_names: tuple[st
               help="IN.npy: samples along the first axis, in the model input's dtype.")
 @click.option("--output", "output_path", required=True, type=click.Path(path_type=Path),
               help="OUT.npy: one output per sample, written here.")
+@click.option("--kernels", type=click.Choice(["optimized", "reference"]), default="optimized", show_default=True,
+              help="The code generator's int8 kernels: the optimized ones, or the plain reference kernels.")
 @click.pass_context
-def infer(ctx: click.Context, model: Path, device_name: str, input_path: Path, output_path: Path) -> None:
+def infer(ctx: click.Context, model: Path, device_name: str, input_path: Path, output_path: Path,
+          kernels: str) -> None:
     """Run your own .tflite on a device over every sample of IN.npy; save the outputs.
 
     Operators the code generator does not support are refused, by name, before
@@ -280,7 +283,8 @@ def infer(ctx: click.Context, model: Path, device_name: str, input_path: Path, o
         raise FarmUsageError(f"{input_path}: not a .npy file ({exc})") from None
     try:
         with err.status(f"{device.name}: {model.name}") as status:
-            outputs = run_infer(model, device, inputs, state=state_dir(), progress=lambda m: status.update(m))
+            outputs = run_infer(model, device, inputs, state=state_dir(), progress=lambda m: status.update(m),
+                                kernels=kernels)
     except (ValueError, DoesNotFit) as exc:
         raise FarmUsageError(str(exc)) from None
     except DeviceError as exc:

@@ -25,11 +25,14 @@ from farm.cli import EXIT_FAILED, EXIT_OK, FarmUsageError, _ctx_devices, _device
 @click.option("--device", "device_names", multiple=True, help="Device name (repeatable; default: all).")
 @click.option("--variant", "variants", multiple=True,
               help="float32, int8-weights or int8 (repeatable; default: all three).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: rows and speedups.")
+@click.option("--kernels", type=click.Choice(["optimized", "reference"]), default="optimized", show_default=True,
+              help="The code generator's int8 kernels: the optimized ones, or the plain reference kernels "
+                   "(the truth they are tested against; for a before/after).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: rows, speedups and goals.")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown (for the README).")
 @click.pass_context
 def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[str, ...],
-          variants: tuple[str, ...], as_json: bool, markdown: bool) -> None:
+          variants: tuple[str, ...], kernels: str, as_json: bool, markdown: bool) -> None:
     """Benchmark the zoo: count per inference and per MAC, sizes, arena vs TFLM, int8 speedup.
 
     \b
@@ -74,7 +77,8 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
             leases.acquire(device.name, wait=900.0, on_wait=lambda message: err.print(escape(message)))
             held.add(device.name)
         with err.status(f"{device.name} {model}/{variant}") as status:
-            record = measure_one(device, model, variant, state=state, progress=lambda msg: status.update(escape(msg)))
+            record = measure_one(device, model, variant, state=state, progress=lambda msg: status.update(escape(msg)),
+                                 kernels=kernels)
         quarantine_if_needed(leases, device.name, record)
         return record
 
@@ -89,7 +93,7 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
     try:
         with err.status("bench") as status:
             rows = run_bench(chosen, models, state=state, variants=variants or None, measure=measure,
-                             progress=lambda msg: status.update(escape(msg)), on_row=on_row)
+                             progress=lambda msg: status.update(escape(msg)), on_row=on_row, kernels=kernels)
     except (DeviceBusy, DeviceQuarantined) as exc:
         store.finish_run(run_id, "failed")
         raise FarmUsageError(str(exc)) from None
@@ -103,7 +107,8 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
 
     goals = evaluate(rows)
     if as_json:
-        click.echo(json.dumps({"run_id": run_id, "rows": [r.to_json() for r in rows], "speedups": speedups(rows),
+        click.echo(json.dumps({"run_id": run_id, "kernels": kernels, "rows": [r.to_json() for r in rows],
+                               "speedups": speedups(rows),
                                "goals": [g.to_json() for g in goals]}, indent=2))
     elif markdown:
         from farm.bench import markdown_table
@@ -112,7 +117,7 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
         click.echo(markdown_table(rows))
         click.echo(goals_markdown(goals))
     else:
-        _print_table(rows)
+        _print_table(rows, kernels)
         _print_goals(goals)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
@@ -133,8 +138,8 @@ def _print_goals(goals) -> None:
     out.print(table)
 
 
-def _print_table(rows) -> None:
-    table = Table(title="farm bench (emulators count instructions: latency is an estimate)")
+def _print_table(rows, kernels: str) -> None:
+    table = Table(title=f"farm bench, {kernels} int8 kernels (emulators count instructions: latency is an estimate)")
     for name, justify in (("model", "left"), ("variant", "left"), ("device", "left"), ("count/inference", "right"),
                           ("count/MAC", "right"), ("vs float32", "right"), ("flash B", "right"), ("RAM B", "right"),
                           ("arena B", "right"), ("TFLM arena B", "right"), ("status", "left")):

@@ -81,16 +81,20 @@ def target_for(device: Any) -> BuildTarget:
 
 
 def prepare_firmware(tflite: Path, name: str, variant: str, device: Any, state: Path,
-                     target: BuildTarget | None = None) -> PreparedFirmware:
-    """Generate C for the model and build it for the device (both cached)."""
+                     target: BuildTarget | None = None, kernels: str = "optimized") -> PreparedFirmware:
+    """Generate C for the model and build it for the device (both cached).
+
+    ``kernels``: the code generator's kernel set ("optimized", or "reference" for
+    the plain reference kernels only; farm.codegen.lowering.KERNEL_SETS)."""
     codegen.check_supported(tflite)
     digest = hashlib.sha256(tflite.read_bytes()).hexdigest()[:20]
-    gen_dir = state / "generated" / f"{name}-{variant}-{digest}"
+    suffix = "" if kernels == "optimized" else f"-{kernels}"
+    gen_dir = state / "generated" / f"{name}-{variant}-{digest}{suffix}"
     # Runs may share the state folder (two nightlies at once): generate into a folder of
     # this process's own, and replace and build from the shared one under a lock.
     tmp = gen_dir.with_name(f"{gen_dir.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    generated = codegen.generate(tflite, tmp, name=name, variant=variant)
+    generated = codegen.generate(tflite, tmp, name=name, variant=variant, kernels=kernels)
     try:
         with _locked(gen_dir.with_name(f".{gen_dir.name}.lock")):
             if gen_dir.exists():
@@ -177,8 +181,11 @@ def compare_outputs(art: ModelArtifacts, device_out: np.ndarray) -> tuple[float,
 
 def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: MeasurePlan | None = None,
                 progress: Progress = _quiet, target: BuildTarget | None = None,
-                preflight: bool = True) -> ResultRecord:
+                preflight: bool = True, kernels: str = "optimized") -> ResultRecord:
     """Measure one model variant on one device; never raises for a board problem.
+
+    ``kernels`` picks the code generator's kernel set (prepare_firmware); it is
+    recorded in the result's details.
 
     ``target`` builds with explicit flags instead of the device's capability model
     and ``preflight=False`` skips the size and portability checks: only for tests
@@ -197,12 +204,12 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
         record.metric = art.metric
         record.accuracy_host = art.host_metric
         progress(f"{device.name}: firmware for {model}/{variant}")
-        fw = prepare_firmware(art.tflite_path, model, variant, device, state, target)
+        fw = prepare_firmware(art.tflite_path, model, variant, device, state, target, kernels)
         record.flash_bytes, record.ram_bytes = fw.flash_bytes, fw.ram_bytes
         record.elf_sha256 = file_sha256(fw.build.elf)
         record.compiler, record.compiler_flags = fw.build.compiler, fw.build.compiler_flags
         record.details = {"firmware_cached": fw.build.cached, "build_seconds": round(fw.build.build_seconds, 3),
-                          "float_abi": fw.build.float_abi}
+                          "float_abi": fw.build.float_abi, "kernels": kernels}
         if preflight:
             check_fits(device, fw)
             progress(f"{device.name}: portability check of {model}/{variant}")
@@ -260,7 +267,7 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
 
 
 def infer(tflite: Path, device: Any, inputs: np.ndarray, *, state: Path,
-          progress: Progress = _quiet) -> np.ndarray:
+          progress: Progress = _quiet, kernels: str = "optimized") -> np.ndarray:
     """Bring-your-own-model: run every sample of ``inputs`` on the device, return outputs.
 
     ``inputs`` holds samples along axis 0, each shaped like the model input with or
@@ -269,7 +276,7 @@ def infer(tflite: Path, device: Any, inputs: np.ndarray, *, state: Path,
     codegen.check_supported(tflite)
     variant = "user"
     progress(f"{device.name}: generating and building {tflite.name}")
-    fw = prepare_firmware(tflite, tflite.stem, variant, device, state)
+    fw = prepare_firmware(tflite, tflite.stem, variant, device, state, kernels=kernels)
     check_fits(device, fw)
     check_portable(device, fw, variant)
     gen = fw.generated

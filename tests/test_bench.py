@@ -24,7 +24,7 @@ def _record(status: str, count: float | None, **extra):
 def test_rows_speedups_and_markdown(monkeypatch, tmp_path):
     from farm import bench
 
-    monkeypatch.setattr(bench, "model_figures", lambda model, variant, state: bench.ModelFigures(
+    monkeypatch.setattr(bench, "model_figures", lambda model, variant, state, kernels: bench.ModelFigures(
         model=model, variant=variant, macs=1000, arena_bytes=640, tflm_arena_bytes=3000, tflm_tensor_arena_bytes=640,
         model_size_bytes=5000, const_bytes=2000, latency_only=False))
     counts = {("m3", "float32"): 80_000, ("m3", "int8-weights"): 100_000, ("m3", "int8"): 16_000,
@@ -82,7 +82,7 @@ def test_goals_judge_the_rows_they_name(monkeypatch, tmp_path):
     from farm import bench
     from farm.bench_goals import GOALS, Goal, evaluate, goals_markdown
 
-    monkeypatch.setattr(bench, "model_figures", lambda model, variant, state: bench.ModelFigures(
+    monkeypatch.setattr(bench, "model_figures", lambda model, variant, state, kernels: bench.ModelFigures(
         model=model, variant=variant, macs=1000, arena_bytes=16_256 if model == "kws" else 32,
         tflm_arena_bytes=3000, tflm_tensor_arena_bytes=640, model_size_bytes=5000, const_bytes=2000,
         latency_only=False))
@@ -110,3 +110,26 @@ def test_goals_judge_the_rows_they_name(monkeypatch, tmp_path):
     table = goals_markdown(evaluate(rows))
     assert "| sine int8 firmware flash | qemu-m4f | <= 8,000 bytes | 9,000 bytes | **not met** |" in table
     assert "| KWS int8 count, Cortex-M3 | qemu-m3 | <= 9,000,000 instructions | not measured |  |" in table
+
+
+@pytest.mark.e2e
+def test_farm_bench_reference_kernels_are_slower_and_as_exact(state_dir: Path):
+    """`--kernels reference` measures the plain reference kernels: more instructions than the
+    optimized ones on the same board, both bit-exact with tflite-micro, provenance in the row."""
+    docs = {}
+    for kernels in ("optimized", "reference"):
+        proc = subprocess.run([sys.executable, "-m", "farm", "bench", "--json", "--model", "sine", "--variant",
+                               "int8", "--device", "qemu-m3", "--kernels", kernels], cwd=REPO, capture_output=True,
+                              text=True, env=dict(os.environ), timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        docs[kernels] = json.loads(proc.stdout)
+        assert docs[kernels]["kernels"] == kernels
+    fast, ref = (docs[k]["rows"][0] for k in ("optimized", "reference"))
+    assert fast["bit_exact_fraction"] == ref["bit_exact_fraction"] == 1.0
+    assert ref["count_per_inference"] > 1.5 * fast["count_per_inference"]
+    from farm.results import ResultsStore
+    from farm.state import default_db_url
+
+    store = ResultsStore(default_db_url(state_dir))
+    (record,) = store.results_for_run(docs["reference"]["run_id"])
+    assert record.details["kernels"] == "reference"
