@@ -337,3 +337,4 @@ from farm.cli_portability import portability; cli.add_command(portability)  # no
 from farm.cli_compare import compare; cli.add_command(compare)  # noqa: E402, E702
 from farm.cli_baseline import baseline; cli.add_command(baseline)  # noqa: E402, E702
 from farm.cli_report import report; cli.add_command(report)  # noqa: E402, E702
+from farm.cli_profile import profile; cli.add_command(profile)  # noqa: E402, E702

@@ -573,6 +573,11 @@ def _reachable(code: ElfCode, edges: _Edges, entry: str) -> list[str]:
     return order
 
 
+def inference_functions(code: ElfCode, entry: str = ENTRY) -> list[str]:
+    """The functions reachable from `entry` (model_invoke) by direct calls, entry first."""
+    return _reachable(code, _edges(code), entry)
+
+
 # --------------------------------------------------------------------------- the check
 
 
