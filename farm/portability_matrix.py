@@ -4,7 +4,11 @@ A cell builds the variant for the device with the flags of its capability model
 (cached), checks flash/RAM, runs the static portability scan (farm.portability)
 and, unless asked not to, runs one inference on the board — so a fault or a hang
 is seen and decoded — and, on emulated boards, measures the soft-float calls of
-that inference. ``farm portability`` prints the matrix (farm/cli_portability.py).
+that inference (for models up to SOFTFLOAT_TRACE_MAX_MACS: the execution trace
+disables QEMU's block chaining, so it runs ~10x slower — kws float32 on the
+Cortex-M3 takes about 3 minutes, ic and vww about 10; bigger models are reported
+"not counted" with the reason). ``farm portability`` prints the matrix
+(farm/cli_portability.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import numpy as np
 #: statuses of a cell; "portable" is a --static-only cell that passed every static check
 CELL_STATUSES = ("runs", "portable", "does-not-fit", "not-portable", "faulted", "hung", "failed", "error")
 GOOD = ("runs", "portable")
+
+#: models with more multiply-accumulates get no soft-float call count (the trace would take minutes)
+SOFTFLOAT_TRACE_MAX_MACS = 1_000_000
 
 
 @dataclass
@@ -35,6 +42,7 @@ class PortabilityCell:
     softfloat_helpers: list[str] = field(default_factory=list)
     softfloat_calls_per_inference: float | None = None  # measured on the board (emulators), else None
     softfloat_calls_by_helper: dict[str, float] | None = None  # the same, per helper
+    macs: int | None = None  # multiply-accumulates of one inference (the code generator's count)
     flash_bytes: int | None = None
     ram_bytes: int | None = None
     device_flash_bytes: int | None = None
@@ -84,6 +92,7 @@ def portability_cell(device: Any, model: str, variant: str, state: Path, *, run:
         elf = fw.build.elf
         cell.elf, cell.float_abi, cell.compiler_flags = str(elf), fw.build.float_abi, fw.build.compiler_flags
         cell.flash_bytes, cell.ram_bytes = fw.flash_bytes, fw.ram_bytes
+        cell.macs = fw.generated.macs
         check_fits(device, fw)
         progress(f"{device.name}: {model}/{variant}: static checks")
         report = check_device(elf, device, variant)
@@ -111,7 +120,11 @@ def portability_cell(device: Any, model: str, variant: str, state: Path, *, run:
             ref = np.ascontiguousarray(art.ref_outputs[0])
             got = np.frombuffer(session.read_output(ref.nbytes), dtype=ref.dtype).reshape(ref.shape)
         not_counted = ""
-        if report.softfloat_calls and getattr(device, "emulator", None) is not None:
+        if report.softfloat_calls and getattr(device, "emulator", None) is not None \
+                and cell.macs > SOFTFLOAT_TRACE_MAX_MACS:
+            not_counted = (f"; soft-float calls per inference not counted ({cell.macs:,} MACs > the trace "
+                           f"budget of {SOFTFLOAT_TRACE_MAX_MACS:,}: the execution trace would take minutes)")
+        elif report.softfloat_calls and getattr(device, "emulator", None) is not None:
             progress(f"{device.name}: {model}/{variant}: counting soft-float calls")
             try:
                 report.softfloat_calls_measured = count_softfloat_calls(device, elf, sample.tobytes())
