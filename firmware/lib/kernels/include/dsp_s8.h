@@ -51,33 +51,6 @@ static inline int32_t tf_smlad(uint32_t a, uint32_t b, int32_t acc) {
   return r;
 }
 
-/* acc + a.lo * b.lo */
-static inline int32_t tf_smlabb(uint32_t a, uint32_t b, int32_t acc) {
-  int32_t r;
-  __asm__("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-  return r;
-}
-
-/* acc + a.hi * b.hi */
-static inline int32_t tf_smlatt(uint32_t a, uint32_t b, int32_t acc) {
-  int32_t r;
-  __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-  return r;
-}
-
-/* low half of a, low half of b (as the high half) */
-static inline uint32_t tf_pkhbt(uint32_t a, uint32_t b) {
-  uint32_t r;
-  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-
-/* high half of a (as the low half), high half of b */
-static inline uint32_t tf_pkhtb(uint32_t b, uint32_t a) {
-  uint32_t r;
-  __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(b), "r"(a));
-  return r;
-}
 #endif /* TF_DSP */
 
 #endif /* DSP_S8_H */
