@@ -151,3 +151,22 @@ def _port_listening(port: int) -> bool:
             return any(needle in line and line.split()[3] == "0A" for line in table)
     except OSError:
         return True  # cannot tell: let the connect retry loop handle it
+
+
+def run_traced(spec: EmulatorSpec, elf: Path, sample: bytes, inferences: int, qemu_log_args: tuple[str, ...],
+               timeout: float) -> None:
+    """Boot `elf` in a fresh emulator with QEMU logging on (``-d ... -D file`` in
+    `qemu_log_args`), load `sample` and run `inferences` inferences; the log is
+    complete when this returns (the emulator has exited)."""
+    from farm.session import Session
+    from farm.transport import open_transport
+
+    with QemuBoard(spec, elf, extra_args=qemu_log_args) as board:
+        transport = open_transport(board.url)
+        try:
+            session = Session(transport, timeout=timeout)
+            session.wait_ready()
+            session.load_input(sample)
+            session.run(inferences, timeout=timeout)
+        finally:
+            transport.close()

@@ -681,9 +681,7 @@ def count_softfloat_calls(device: Any, elf: Path, sample: bytes, *, inferences: 
     Counted over ``inferences`` runs of ``sample``; returns helper -> calls per
     inference (only helpers that were called).
     """
-    from farm.emulator import EmulatorSpec, QemuBoard
-    from farm.session import Session
-    from farm.transport import open_transport
+    from farm.emulator import EmulatorSpec, run_traced
 
     if getattr(device, "emulator", None) is None:
         raise PortabilityError(f"device {device.name}: soft-float calls are measured on emulated boards only")
@@ -701,16 +699,8 @@ def count_softfloat_calls(device: Any, elf: Path, sample: bytes, *, inferences: 
     counts: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(prefix="farm-trace-") as tmp:
         trace = Path(tmp) / "exec.log"
-        args = ("-d", "exec,cpu,nochain", "-dfilter", ranges, "-D", str(trace))
-        with QemuBoard(spec, elf, extra_args=args) as board:
-            transport = open_transport(board.url)
-            try:
-                session = Session(transport, timeout=timeout)
-                session.wait_ready()
-                session.load_input(sample)
-                session.run(inferences, timeout=timeout)
-            finally:
-                transport.close()
+        run_traced(spec, elf, sample, inferences, ("-d", "exec,cpu,nochain", "-dfilter", ranges, "-D", str(trace)),
+                   timeout)
         previous: tuple[int, list[str]] | None = None
         for pc, block in _trace_blocks(trace):
             state = (pc, _GPRS[code.arch].findall(block))

@@ -88,21 +88,11 @@ def _trace_counts(log: Path, function_at: Any) -> Counter[str]:
 
 
 def _run_traced(device: Any, elf: Path, sample: bytes, inferences: int, timeout: float) -> Path:
-    from farm.emulator import EmulatorSpec, QemuBoard
-    from farm.session import Session
-    from farm.transport import open_transport
+    from farm.emulator import EmulatorSpec, run_traced
 
     log = Path(tempfile.mkdtemp(prefix="farm-profile-")) / "exec.log"
     spec = EmulatorSpec(device.emulator.machine, device.emulator.icount_shift)
-    with QemuBoard(spec, elf, extra_args=("-d", "in_asm,exec,nochain", "-D", str(log))) as board:
-        transport = open_transport(board.url)
-        try:
-            session = Session(transport, timeout=timeout)
-            session.wait_ready()
-            session.load_input(sample)
-            session.run(inferences, timeout=timeout)
-        finally:
-            transport.close()
+    run_traced(spec, elf, sample, inferences, ("-d", "in_asm,exec,nochain", "-D", str(log)), timeout)
     return log
 
 
