@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,19 @@ def _select_devices(inventory: Any, names: tuple[str, ...]) -> list[Any]:
     if unknown:
         raise FarmUsageError(f"unknown device(s) {', '.join(unknown)}; the inventory has: {', '.join(known)}")
     return [known[n] for n in names]
+
+
+def _check_models_and_variants(model_names: Sequence[str], variants: Sequence[str], known: Sequence[str],
+                               hint: str = "") -> None:
+    """Refuse, in one sentence, model names not in `known` and unknown variants."""
+    from farm.models import VARIANTS
+
+    unknown = [m for m in model_names if m not in known]
+    if unknown:
+        raise FarmUsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}{hint}")
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise FarmUsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -195,13 +209,7 @@ def run(ctx: click.Context, device_names: tuple[str, ...], model_names: tuple[st
 
     inventory = _load_inventory(_ctx_devices(ctx))
     chosen = _select_devices(inventory, device_names)
-    bad = [v for v in variants if v not in VARIANTS]
-    if bad:
-        raise FarmUsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
-    unknown = [m for m in model_names if m not in list_models()]
-    if unknown:
-        raise FarmUsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(list_models())} "
-                             f"(for your own .tflite use `farm infer`)")
+    _check_models_and_variants(model_names, variants, list_models(), " (for your own .tflite use `farm infer`)")
     state = state_dir()
     store = ResultsStore(default_db_url(state))
     run_id = store.start_run("run", git_commit())

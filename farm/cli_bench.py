@@ -15,8 +15,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from farm.cli import EXIT_FAILED, EXIT_OK, FarmUsageError, _ctx_devices, _devices_option, _load_inventory, \
-    _select_devices, err, out
+from farm.cli import EXIT_FAILED, EXIT_OK, FarmUsageError, _check_models_and_variants, _ctx_devices, \
+    _devices_option, _load_inventory, _select_devices, err, out
 
 
 @click.command("bench")
@@ -49,7 +49,7 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
     """
     from farm.bench import ACCEPTED, run_bench, speedups
     from farm.leases import DeviceBusy, DeviceQuarantined, LeaseManager, quarantine_if_needed
-    from farm.models import VARIANTS, list_models
+    from farm.models import list_models
     from farm.models.registry import registered_models
     from farm.pipeline import measure_one
     from farm.results import ResultsStore
@@ -57,13 +57,7 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
     from farm.vcs import git_commit
 
     chosen = _select_devices(_load_inventory(_ctx_devices(ctx)), device_names)
-    known = registered_models()
-    unknown = [m for m in model_names if m not in known]
-    if unknown:
-        raise FarmUsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    bad = [v for v in variants if v not in VARIANTS]
-    if bad:
-        raise FarmUsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
+    _check_models_and_variants(model_names, variants, registered_models())
     models = list(model_names) or list_models()
     state = state_dir()
     store = ResultsStore(default_db_url(state))

@@ -18,8 +18,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from farm.cli import EXIT_FAILED, EXIT_OK, FarmUsageError, _ctx_devices, _devices_option, _load_inventory, \
-    _select_devices, err, out
+from farm.cli import EXIT_FAILED, EXIT_OK, _check_models_and_variants, _ctx_devices, _devices_option, \
+    _load_inventory, _select_devices, err, out
 from farm.portability_matrix import GOOD, PortabilityCell, portability_cell
 
 
@@ -52,12 +52,7 @@ def portability(ctx: click.Context, device_names: tuple[str, ...], model_names: 
 
     chosen = _select_devices(_load_inventory(_ctx_devices(ctx)), device_names)
     known = list_models()
-    unknown = [m for m in model_names if m not in known]
-    if unknown:
-        raise FarmUsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    bad = [v for v in variants if v not in VARIANTS]
-    if bad:
-        raise FarmUsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
+    _check_models_and_variants(model_names, variants, known)
     state = state_dir()
     cells = []
     for model in model_names or known:

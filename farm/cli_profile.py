@@ -8,7 +8,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from farm.cli import FarmUsageError, _ctx_devices, _devices_option, _load_inventory, _select_devices, err, out
+from farm.cli import FarmUsageError, _check_models_and_variants, _ctx_devices, _devices_option, _load_inventory, \
+    _select_devices, err, out
 
 
 @click.command("profile")
@@ -35,7 +36,7 @@ def profile(ctx: click.Context, device_name: str, model: str, variant: str, kern
     Emulated boards only; a trace of a big float model on a core without an FPU
     takes minutes.
     """
-    from farm.models import VARIANTS, build_variant
+    from farm.models import build_variant
     from farm.models.registry import registered_models
     from farm.native_output import native_output_to
     from farm.pipeline import DoesNotFit, check_fits, prepare_firmware
@@ -46,10 +47,7 @@ def profile(ctx: click.Context, device_name: str, model: str, variant: str, kern
     device = _select_devices(_load_inventory(_ctx_devices(ctx)), (device_name,))[0]
     if getattr(device, "emulator", None) is None:
         raise FarmUsageError(f"device {device.name} is not emulated: profiles come from QEMU's execution trace")
-    if model not in registered_models():
-        raise FarmUsageError(f"unknown model {model}; known: {', '.join(registered_models())}")
-    if variant not in VARIANTS:
-        raise FarmUsageError(f"unknown variant {variant}; choose from {', '.join(VARIANTS)}")
+    _check_models_and_variants((model,), (variant,), registered_models())
     state = state_dir()
     with err.status(f"{device.name} {model}/{variant}: building") as status:
         with native_output_to(state / "logs" / "tensorflow.log"):
