@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from farm.codegen.emit import Emitter, c_int
 from farm.codegen.lowering import LoweringContext, Requant
 from farm.codegen.quantize_multiplier import (
     activation_range_f32,
@@ -93,3 +94,14 @@ def window(ctx: LoweringContext, op: Operator, *, in_hw: tuple[int, int], filter
 def window_literal(w: Window) -> str:
     return (f"{{.stride_h = {w.stride_h}, .stride_w = {w.stride_w}, .dilation_h = {w.dilation_h}, "
             f".dilation_w = {w.dilation_w}, .pad_h = {w.pad_h}, .pad_w = {w.pad_w}}}")
+
+
+def int8_conv_params(e: Emitter, name: str, *, depthwise: bool, window: Window, depth_multiplier: int,
+                     input_offset: int, output_offset: int, act_min: int, act_max: int) -> str:
+    """The tf_conv_params_s8 / tf_depthwise_params_s8 of an int8 convolution (reference and optimized)."""
+    fields = [("window", window_literal(window))]
+    if depthwise:
+        fields.append(("depth_multiplier", str(depth_multiplier)))
+    fields += [("input_offset", c_int(input_offset)), ("output_offset", c_int(output_offset)),
+               ("activation_min", c_int(act_min)), ("activation_max", c_int(act_max))]
+    return e.struct(f"tf_{'depthwise' if depthwise else 'conv'}_params_s8", name, fields)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm.codegen.emit import Emitter, c_float, c_int
+from farm.codegen.emit import Emitter, c_float
 from farm.codegen.lowering import LoweringContext, Step, lowering, per_tensor, shape4
 from farm.codegen.ops import optimized
-from farm.codegen.ops.common import Window, activation, float_clamp, int8_clamp, window, window_literal
+from farm.codegen.ops.common import Window, activation, float_clamp, int8_clamp, int8_conv_params, window, \
+    window_literal
 from farm.codegen.ops.fully_connected import fused_weight_scales, int8_weight_multipliers, weight_step_reads
 from farm.tflite_reader import Operator
 
@@ -48,20 +49,21 @@ class Conv(Step):
 
     def emit(self, e: Emitter) -> None:
         p = e.prefix(self)
-        fields = [("window", window_literal(self.window))]
-        if self.depthwise:
-            fields.append(("depth_multiplier", str(self.depth_multiplier)))
-        kind = "depthwise" if self.depthwise else "conv"
         lines = []
         if self.int8:
-            fields += [("input_offset", c_int(self.input_offset)), ("output_offset", c_int(self.output_offset)),
-                       ("activation_min", c_int(self.act_min_q)), ("activation_max", c_int(self.act_max_q))]
-            lines += [e.struct(f"tf_{kind}_params_s8", f"{p}_params", fields),
+            lines += [int8_conv_params(e, f"{p}_params", depthwise=self.depthwise, window=self.window,
+                                       depth_multiplier=self.depth_multiplier, input_offset=self.input_offset,
+                                       output_offset=self.output_offset, act_min=self.act_min_q,
+                                       act_max=self.act_max_q),
                       e.int_array(f"{p}_multiplier", "int32_t", self.multipliers),
                       e.int_array(f"{p}_shift", "int32_t", self.shifts),
                       f"static const tf_per_channel_quant_params {p}_quant = {{{p}_multiplier, {p}_shift}};"]
         else:
+            fields = [("window", window_literal(self.window))]
+            if self.depthwise:
+                fields.append(("depth_multiplier", str(self.depth_multiplier)))
             fields += [("activation_min", c_float(self.act_min_f)), ("activation_max", c_float(self.act_max_f))]
+            kind = "depthwise" if self.depthwise else "conv"
             lines.append(e.struct(f"tf_{kind}_params_f32", f"{p}_params", fields))
             if self.filter_scales is not None:
                 lines.append(e.float_array(f"{p}_filter_scales", self.filter_scales))

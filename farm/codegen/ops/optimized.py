@@ -17,7 +17,7 @@ import numpy as np
 
 from farm.codegen.emit import Emitter, c_int
 from farm.codegen.lowering import Step
-from farm.codegen.ops.common import Window, window_literal
+from farm.codegen.ops.common import Window, int8_conv_params
 from farm.codegen.packing import effective_bias, pack_depthwise, pack_rows
 from farm.tflite_reader import Tensor
 
@@ -67,19 +67,12 @@ class FastS8(Step):
                 ("activation_min", c_int(self.act_min)), ("activation_max", c_int(self.act_max))]),
         ]
         args = []
-        if self.kernel == "conv2d_s8_fast":
+        if self.kernel in ("conv2d_s8_fast", "depthwise_conv2d_s8_fast"):
             assert self.window is not None
-            lines.append(e.struct("tf_conv_params_s8", f"{p}_params", [
-                ("window", window_literal(self.window)), ("input_offset", c_int(self.input_offset)),
-                ("output_offset", c_int(self.output_offset)), ("activation_min", c_int(self.act_min)),
-                ("activation_max", c_int(self.act_max))]))
-            args.append(f"&{p}_params")
-        elif self.kernel == "depthwise_conv2d_s8_fast":
-            assert self.window is not None
-            lines.append(e.struct("tf_depthwise_params_s8", f"{p}_params", [
-                ("window", window_literal(self.window)), ("depth_multiplier", str(self.depth_multiplier)),
-                ("input_offset", c_int(self.input_offset)), ("output_offset", c_int(self.output_offset)),
-                ("activation_min", c_int(self.act_min)), ("activation_max", c_int(self.act_max))]))
+            lines.append(int8_conv_params(e, f"{p}_params", depthwise=self.kernel.startswith("depthwise"),
+                                          window=self.window, depth_multiplier=self.depth_multiplier,
+                                          input_offset=self.input_offset, output_offset=self.output_offset,
+                                          act_min=self.act_min, act_max=self.act_max))
             args.append(f"&{p}_params")
         lines += [e.dims(f"{p}_input_dims", self.input_dims), e.dims(f"{p}_filter_dims", self.filter_dims),
                   e.dims(f"{p}_output_dims", self.output_dims)]
