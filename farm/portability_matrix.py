@@ -120,18 +120,18 @@ def portability_cell(device: Any, model: str, variant: str, state: Path, *, run:
             ref = np.ascontiguousarray(art.ref_outputs[0])
             got = np.frombuffer(session.read_output(ref.nbytes), dtype=ref.dtype).reshape(ref.shape)
         not_counted = ""
-        if report.softfloat_calls and getattr(device, "emulator", None) is not None \
-                and cell.macs > SOFTFLOAT_TRACE_MAX_MACS:
-            not_counted = (f"; soft-float calls per inference not counted ({cell.macs:,} MACs > the trace "
-                           f"budget of {SOFTFLOAT_TRACE_MAX_MACS:,}: the execution trace would take minutes)")
-        elif report.softfloat_calls and getattr(device, "emulator", None) is not None:
-            progress(f"{device.name}: {model}/{variant}: counting soft-float calls")
-            try:
-                report.softfloat_calls_measured = count_softfloat_calls(device, elf, sample.tobytes())
-                cell.softfloat_calls_per_inference = report.softfloat_calls_per_inference
-                cell.softfloat_calls_by_helper = report.softfloat_calls_measured
-            except DeviceHung as exc:  # the execution trace of a big soft-float model is too slow
-                not_counted = f"; soft-float calls per inference not counted (trace did not finish: {exc})"
+        if report.softfloat_calls and getattr(device, "emulator", None) is not None:
+            if cell.macs > SOFTFLOAT_TRACE_MAX_MACS:
+                not_counted = (f"; soft-float calls per inference not counted ({cell.macs:,} MACs > the trace "
+                               f"budget of {SOFTFLOAT_TRACE_MAX_MACS:,}: the execution trace would take minutes)")
+            else:
+                progress(f"{device.name}: {model}/{variant}: counting soft-float calls")
+                try:
+                    report.softfloat_calls_measured = count_softfloat_calls(device, elf, sample.tobytes())
+                    cell.softfloat_calls_per_inference = report.softfloat_calls_per_inference
+                    cell.softfloat_calls_by_helper = report.softfloat_calls_measured
+                except DeviceHung as exc:  # the execution trace of a big soft-float model is too slow
+                    not_counted = f"; soft-float calls per inference not counted (trace did not finish: {exc})"
         cell.status, cell.reason = "runs", report.summary() + not_counted
         if not _output_matches(got, ref):
             cell.status = "failed"
