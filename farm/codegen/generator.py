@@ -30,8 +30,6 @@ class GeneratedModel:
     model_hash: str  # first 16 hex chars of the .tflite sha256
     tflite_ops: tuple[str, ...] = ()  # the model's opcodes, in order (fused ones included)
     const_bytes: int = 0  # bytes of the model's constant tensors emitted (weights, biases)
-    scratch_bytes: int = 0  # the kernels' shared scratch buffer (im2col), besides the arena
-    kernels: str = "optimized"  # the kernel set (farm.codegen.lowering.KERNEL_SETS)
     macs: int = 0  # multiply-accumulates of one inference (convolutions and fully connected)
 
 
@@ -94,6 +92,4 @@ def generate(tflite_path: Path, out_dir: Path, *, name: str, variant: str,
         tflite_ops=tuple(op.opcode for op in model.main.operators),
         const_bytes=lowered.const_bytes,
         macs=lowered.macs,
-        scratch_bytes=lowered.scratch_bytes,
-        kernels=kernels,
     )
