@@ -263,48 +263,44 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Add the columns a database created by an older tinyfarm lacks (all of them nullable)."""
-    inspector = inspect(engine)
-    for table in _Base.metadata.sorted_tables:
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        missing = [c for c in table.columns if c.name not in have]
-        if not missing:
-            continue
-        with engine.begin() as conn:
-            for column in missing:
-                kind = column.type.compile(dialect=engine.dialect)
-                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
-
-
-def _relax_not_null(engine: Engine) -> None:
-    """Drop NOT NULL where the schema allows NULL but an older database does not
-    (tinyfarm <= 0.1 created findings.before/after NOT NULL, so a finding about a
-    combination new to the baseline could not be stored)."""
+def _migrate_schema(engine: Engine) -> None:
+    """Bring a database made by an older tinyfarm to today's tables, in one pass:
+    add the columns it lacks (all of them nullable), and drop NOT NULL where the
+    schema allows NULL (tinyfarm <= 0.1 created findings.before/after NOT NULL, so a
+    finding about a combination new to the baseline could not be stored)."""
     inspector = inspect(engine)
     for table in _Base.metadata.sorted_tables:
         have = {c["name"]: c for c in inspector.get_columns(table.name)}
+        missing = [c for c in table.columns if c.name not in have]
+        if missing:
+            with engine.begin() as conn:
+                for column in missing:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
         stale = [c.name for c in table.columns
                  if c.nullable and not c.primary_key and c.name in have and not have[c.name]["nullable"]]
-        if not stale:
-            continue
-        if engine.dialect.name != "sqlite":
-            with engine.begin() as conn:
-                for name in stale:
-                    conn.execute(text(f'ALTER TABLE {table.name} ALTER COLUMN "{name}" DROP NOT NULL'))
-            continue
-        # SQLite cannot alter a column: rebuild the table and copy its rows
-        if any(fk.column.table is table for other in _Base.metadata.sorted_tables for fk in other.foreign_keys):
-            raise ResultsError(f"cannot migrate table {table.name}: other tables reference it")
-        old = f"{table.name}_before_migration"
-        columns = ", ".join(f'"{c.name}"' for c in table.columns if c.name in have)
+        if stale:
+            _drop_not_null(engine, inspector, table, stale)
+
+
+def _drop_not_null(engine: Engine, inspector: Any, table: Any, columns: list[str]) -> None:
+    if engine.dialect.name != "sqlite":
         with engine.begin() as conn:
-            for index in inspector.get_indexes(table.name):
-                conn.execute(text(f'DROP INDEX IF EXISTS "{index["name"]}"'))
-            conn.execute(text(f'ALTER TABLE "{table.name}" RENAME TO "{old}"'))
-            table.create(conn)
-            conn.execute(text(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM "{old}"'))
-            conn.execute(text(f'DROP TABLE "{old}"'))
+            for name in columns:
+                conn.execute(text(f'ALTER TABLE {table.name} ALTER COLUMN "{name}" DROP NOT NULL'))
+        return
+    # SQLite cannot alter a column: rebuild the table and copy its rows
+    if any(fk.column.table is table for other in _Base.metadata.sorted_tables for fk in other.foreign_keys):
+        raise ResultsError(f"cannot migrate table {table.name}: other tables reference it")
+    old = f"{table.name}_before_migration"
+    copied = ", ".join(f'"{c.name}"' for c in table.columns)  # missing ones were added just before
+    with engine.begin() as conn:
+        for index in inspector.get_indexes(table.name):
+            conn.execute(text(f'DROP INDEX IF EXISTS "{index["name"]}"'))
+        conn.execute(text(f'ALTER TABLE "{table.name}" RENAME TO "{old}"'))
+        table.create(conn)
+        conn.execute(text(f'INSERT INTO "{table.name}" ({copied}) SELECT {copied} FROM "{old}"'))
+        conn.execute(text(f'DROP TABLE "{old}"'))
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
@@ -351,8 +347,7 @@ class ResultsStore:
             event.listen(self.engine, "connect", _enable_sqlite_foreign_keys)
         try:
             _Base.metadata.create_all(self.engine)
-            _add_missing_columns(self.engine)
-            _relax_not_null(self.engine)
+            _migrate_schema(self.engine)
         except SQLAlchemyError as exc:  # cannot connect, no such database, ...: say which, no traceback
             self.engine.dispose()
             reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
