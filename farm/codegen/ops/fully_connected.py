@@ -10,6 +10,7 @@ import numpy as np
 
 from farm.codegen.emit import Emitter, c_float, c_int
 from farm.codegen.lowering import LoweringContext, Step, lowering, per_tensor
+from farm.codegen.ops import optimized
 from farm.codegen.ops.common import activation, float_clamp, int8_clamp, requant
 from farm.codegen.quantize_multiplier import fc_real_multiplier
 from farm.tflite_reader import Operator, Tensor
@@ -229,8 +230,6 @@ def _fc_int8(ctx: LoweringContext, op: Operator, x: Tensor, w: Tensor, bias: Ten
     bias_index = bias.index if bias is not None else None
     filter_offset = 0 if per_channel else -w.quant.zero_point
     if ctx.optimize:
-        from farm.codegen.ops import optimized
-
         fast = optimized.fully_connected_s8(
             op_index=op.index, opcode=op.opcode, x=x, w=w, bias=bias, y=y, batches=dims.batches,
             accum_depth=dims.accum_depth, output_depth=dims.output_depth, activation=act, input_offset=-in_zp,
