@@ -48,5 +48,5 @@ else
   say "Python environment: up to date"
 fi
 
-.venv/bin/python -m farm.platformio_env
+.venv/bin/python -m farm.build.platformio_env
 say "ready"

@@ -23,7 +23,7 @@ os.environ.setdefault("FARM_MODELS", "sine")
 
 @pytest.fixture(scope="session")
 def state_dir() -> Path:
-    from farm.state import state_dir as farm_state_dir
+    from farm.config.state import state_dir as farm_state_dir
 
     return farm_state_dir()
 

@@ -10,7 +10,7 @@ from farm.codegen.emit import c_string, emit_header, emit_source
 from farm.codegen.errors import CodegenError
 from farm.codegen.lowering import LoweredModel, lower
 from farm.codegen.planner import MemoryPlan, lifetimes, plan_memory
-from farm.tflite_reader import read_tflite
+from farm.codegen.tflite_reader import read_tflite
 
 GENERATOR = f"farm.codegen (tinyfarm {farm.__version__})"
 

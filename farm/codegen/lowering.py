@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from farm.codegen.errors import UnsupportedModelError, UnsupportedOperatorError
-from farm.tflite_reader import Operator, Subgraph, Tensor, TfliteModel
+from farm.codegen.tflite_reader import Operator, Subgraph, Tensor, TfliteModel
 
 if TYPE_CHECKING:
     from farm.codegen.emit import Emitter

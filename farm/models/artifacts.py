@@ -49,7 +49,7 @@ class ModelArtifacts:
     latency_only: bool  # trained on generated data: accuracy meaningless
     cache_key: str = ""  # provenance: the content hash this entry was built under
     tf_version: str = ""
-    #: overrides of farm.measure.MeasurePlan for this model (few samples, short runs for slow models)
+    #: overrides of farm.measure.timing.MeasurePlan for this model (few samples, short runs for slow models)
     measure_plan: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -75,7 +75,7 @@ def build_all_variants(recipe: Recipe, key: str, directory: Path) -> dict[str, M
 
 def _reference_entry(recipe: Recipe, variant: str, tflite: bytes, test_float: np.ndarray,
                      truth: np.ndarray, key: str, tf_version: str, directory: Path) -> ModelArtifacts:
-    from farm.tflite_reader import parse_tflite
+    from farm.codegen.tflite_reader import parse_tflite
 
     graph = parse_tflite(tflite).main
     in_t = graph.tensors[graph.inputs[0]]

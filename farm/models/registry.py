@@ -12,7 +12,7 @@ function), so listing models and loading cached ones stays TensorFlow-free.
 
 A recipe may carry a measurement plan (``measure={"warmup": 1, "windows": 3,
 "inferences_per_window": 1, "inference_timeout": 600}``): overrides of
-`farm.measure.MeasurePlan` for models too slow on an emulator for the default
+`farm.measure.timing.MeasurePlan` for models too slow on an emulator for the default
 run rules. It travels with the built artifacts (`ModelArtifacts.measure_plan`).
 """
 
@@ -44,7 +44,7 @@ class TrainedModel:
 TrainFn = Callable[[Mapping[str, Any]], TrainedModel]
 
 
-#: the `farm.measure.MeasurePlan` fields a recipe may override
+#: the `farm.measure.timing.MeasurePlan` fields a recipe may override
 MEASURE_KEYS = ("warmup", "windows", "inferences_per_window", "request_timeout", "inference_timeout")
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from farm.energy import BoardRun, EnergyError, EnergyFigure, PowerMonitor, register_power_monitor
-from farm.power import IDLE_LEAD, TAIL, Capture, energy_from_capture
+from farm.power.energy import BoardRun, EnergyError, EnergyFigure, PowerMonitor, register_power_monitor
+from farm.power.capture import IDLE_LEAD, TAIL, Capture, energy_from_capture
 
 SAMPLE_RATE = 100_000
 MARKER_CHANNEL = 0  # logic input D0

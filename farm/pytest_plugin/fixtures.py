@@ -25,7 +25,7 @@ def farm_inventory(pytestconfig: pytest.Config) -> Any:
 
 @pytest.fixture(scope="session")
 def farm_state() -> Path:
-    from farm.state import state_dir
+    from farm.config.state import state_dir
 
     return state_dir()
 
@@ -33,9 +33,9 @@ def farm_state() -> Path:
 @pytest.fixture(scope="session")
 def farm_results(pytestconfig: pytest.Config, farm_state: Path) -> Iterator[tuple[Any, int]]:
     """(ResultsStore, run id) — results measured in this session are stored there."""
-    from farm.results import ResultsStore
-    from farm.state import default_db_url
-    from farm.vcs import git_commit
+    from farm.store.results import ResultsStore
+    from farm.config.state import default_db_url
+    from farm.store.vcs import git_commit
 
     store = ResultsStore(pytestconfig.getoption("--farm-db") or default_db_url(farm_state))
     run_id = pytestconfig.getoption("--farm-run-id")
@@ -55,9 +55,9 @@ def farm_measurements() -> dict[tuple[str, str, str], Any]:
 
 @pytest.fixture(scope="session")
 def farm_leases(pytestconfig: pytest.Config, farm_state: Path, farm_results: tuple[Any, int]) -> Iterator[Any]:
-    """This session's LeaseManager: a device is used by one run at a time (farm.leases)."""
-    from farm.leases import LeaseManager
-    from farm.state import default_db_url
+    """This session's LeaseManager: a device is used by one run at a time (farm.board.leases)."""
+    from farm.board.leases import LeaseManager
+    from farm.config.state import default_db_url
 
     _store, run_id = farm_results
     manager = LeaseManager(pytestconfig.getoption("--farm-db") or default_db_url(farm_state),
@@ -75,7 +75,7 @@ def device(request: pytest.FixtureRequest, farm_leases: Any) -> Iterator[Any]:
     """One inventory device (parametrized by the plugin over ``--farm-devices``), leased to
     this session while its tests run; a device another run holds is waited for
     (``--farm-lease-wait``) or skipped (``--farm-skip-busy``), a quarantined one skipped."""
-    from farm.leases import DeviceBusy, DeviceQuarantined
+    from farm.board.leases import DeviceBusy, DeviceQuarantined
 
     target = request.param
     try:
@@ -93,7 +93,7 @@ def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
             farm_measurements: dict[tuple[str, str, str], Any], pytestconfig: pytest.Config,
             farm_leases: Any) -> Measure:
     """``measure(model, variant, device=None)`` -> ResultRecord (measured once per session)."""
-    from farm.pipeline import measure_one
+    from farm.measure.job import measure_one
 
     store, run_id = farm_results
     progress = pytestconfig.stash.get(PROGRESS_KEY, None)
@@ -102,7 +102,7 @@ def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
         target = on or device
         key = (target.name, model, variant)
         if key not in farm_measurements:
-            from farm.leases import DeviceBusy, quarantine_if_needed
+            from farm.board.leases import DeviceBusy, quarantine_if_needed
 
             quarantined = farm_leases.quarantined(target.name)
             if quarantined is not None:  # found dead earlier in this run (or a recent one)

@@ -33,7 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def load_inventory_for(config: pytest.Config) -> Any:
-    from farm.inventory import InventoryError, load_inventory
+    from farm.config.inventory import InventoryError, load_inventory
 
     cached = getattr(config, "_farm_inventory", None)
     if cached is not None:

@@ -21,7 +21,7 @@ from farm.codegen.fixed_point_math import logistic_lut, tanh_lut
 from farm.codegen.lowering import LoweringContext, Step, dtypes, io_count, lowering, not_constant, per_tensor
 from farm.codegen.ops.common import float_clamp, requant
 from farm.codegen.quantize_multiplier import round_half_away
-from farm.tflite_reader import Operator, Tensor
+from farm.codegen.tflite_reader import Operator, Tensor
 
 
 @dataclass(frozen=True, kw_only=True)

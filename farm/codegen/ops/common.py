@@ -12,7 +12,7 @@ from farm.codegen.quantize_multiplier import (
     activation_range_int8,
     quantize_multiplier,
 )
-from farm.tflite_reader import Operator, Tensor
+from farm.codegen.tflite_reader import Operator, Tensor
 
 SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 

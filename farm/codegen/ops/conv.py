@@ -13,7 +13,7 @@ from farm.codegen.ops import optimized
 from farm.codegen.ops.common import Window, activation, float_clamp, int8_clamp, int8_conv_params, window, \
     window_literal
 from farm.codegen.ops.fully_connected import fused_weight_scales, int8_weight_multipliers, weight_step_reads
-from farm.tflite_reader import Operator
+from farm.codegen.tflite_reader import Operator
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,7 @@ from farm.codegen.emit import Emitter, c_float, c_int
 from farm.codegen.lowering import LoweringContext, Requant, Step, dtypes, io_count, lowering, per_tensor, shape4
 from farm.codegen.ops.common import activation, float_clamp, int8_clamp, requant
 from farm.codegen.quantize_multiplier import quantize_multiplier
-from farm.tflite_reader import Operator
+from farm.codegen.tflite_reader import Operator
 
 ADD_LEFT_SHIFT = 20  # TFLM: 20 for int8 (15 for int16)
 

@@ -13,7 +13,7 @@ from farm.codegen.lowering import LoweringContext, Step, lowering, per_tensor
 from farm.codegen.ops import optimized
 from farm.codegen.ops.common import activation, float_clamp, int8_clamp, requant
 from farm.codegen.quantize_multiplier import fc_real_multiplier
-from farm.tflite_reader import Operator, Tensor
+from farm.codegen.tflite_reader import Operator, Tensor
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 from farm.codegen.emit import Emitter, c_int
 from farm.codegen.lowering import LoweringContext, Step, dtypes, io_count, lowering, not_constant, per_tensor
 from farm.codegen.ops.common import requant
-from farm.tflite_reader import Operator
+from farm.codegen.tflite_reader import Operator
 
 
 @dataclass(frozen=True, kw_only=True)

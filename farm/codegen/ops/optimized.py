@@ -19,7 +19,7 @@ from farm.codegen.emit import Emitter, c_int
 from farm.codegen.lowering import Step
 from farm.codegen.ops.common import Window, int8_conv_params
 from farm.codegen.packing import effective_bias, pack_depthwise, pack_rows
-from farm.tflite_reader import Tensor
+from farm.codegen.tflite_reader import Tensor
 
 #: kernels that take the shared scratch buffer as their last argument
 SCRATCH_KERNELS = ("conv2d_s8_fast", "conv2d_1x1_s8_fast", "depthwise_conv2d_s8_fast")

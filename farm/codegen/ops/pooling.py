@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from farm.codegen.emit import Emitter, c_float, c_int
 from farm.codegen.lowering import LoweringContext, Step, dtypes, io_count, lowering, not_constant, per_tensor, shape4
 from farm.codegen.ops.common import Window, activation, float_clamp, int8_clamp, window, window_literal
-from farm.tflite_reader import Operator
+from farm.codegen.tflite_reader import Operator
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ from farm.codegen.emit import Emitter, c_float, c_int
 from farm.codegen.lowering import LoweringContext, Step, lowering, per_tensor
 from farm.codegen.ops.activations import Unary, requantize_fields, unary_io
 from farm.codegen.ops.common import requant
-from farm.tflite_reader import Operator
+from farm.codegen.tflite_reader import Operator
 
 
 @dataclass(frozen=True, kw_only=True)

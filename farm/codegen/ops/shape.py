@@ -21,7 +21,7 @@ from farm.codegen.lowering import (
     per_tensor,
     shape4,
 )
-from farm.tflite_reader import Operator
+from farm.codegen.tflite_reader import Operator
 
 
 @lowering("RESHAPE")

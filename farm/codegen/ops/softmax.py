@@ -15,7 +15,7 @@ import numpy as np
 from farm.codegen.emit import Emitter, c_float
 from farm.codegen.fixed_point_math import softmax_exp_lut
 from farm.codegen.lowering import LoweringContext, Step, dtypes, io_count, lowering, not_constant, per_tensor
-from farm.tflite_reader import Operator
+from farm.codegen.tflite_reader import Operator
 
 
 @dataclass(frozen=True, kw_only=True)

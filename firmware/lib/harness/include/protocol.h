@@ -4,7 +4,7 @@
  *
  * crc is CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) over len, type and payload.
  * The receiver drops bytes until a sync pair whose frame has a valid CRC, so it
- * resynchronizes after garbage on the line. The host side is farm/protocol.py. */
+ * resynchronizes after garbage on the line. The host side is farm/board/protocol.py. */
 #ifndef TINYFARM_PROTOCOL_H
 #define TINYFARM_PROTOCOL_H
 

@@ -1,0 +1,81 @@
+"""``farm baseline``: which run the nightly is compared with — the last passing nightly, or a pinned one."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.markup import escape
+
+from farm.cli.main import FarmUsageError, _devices_option, out
+from farm.cli.store_options import db_option, open_store, resolve_run, run_label
+
+
+@click.group("baseline")
+def baseline() -> None:
+    """Show, pin or unpin the baseline of the nightly.
+
+    \b
+    The baseline is the run each nightly is compared with: the pinned run when
+    one is pinned, else the last nightly that passed. Pin a run to accept a
+    change on purpose (a new model, a slower but correct kernel), or to hold the
+    comparison to a known-good night; unpin to go back to the last passing one.
+    """
+
+
+@baseline.command("show")
+@_devices_option
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(db_url: str | None, as_json: bool) -> None:
+    """The run the next nightly will be compared with, and why."""
+    store = open_store(db_url)
+    pinned = store.pinned_baseline()
+    last = store.last_passing_run("nightly")
+    current = resolve_run(store, "baseline") if (pinned is not None or last is not None) else None
+    if as_json:
+        click.echo(json.dumps({"baseline": current.to_dict() if current else None,
+                               "pinned": pinned, "last_passing_nightly": last.id if last else None}, indent=2))
+        return
+    if current is None:
+        out.print("no baseline yet: no nightly has passed and none is pinned")
+        return
+    how = "pinned (farm baseline unpin to use the last passing nightly)" if pinned is not None \
+        else "the last passing nightly"
+    out.print(f"baseline: {escape(run_label(current))} — {how}")
+    results = store.results_for_run(current.id)
+    out.print(f"  {len(results)} results: " + ", ".join(sorted({f'{r.device}' for r in results})) if results
+              else "  no results")
+    if pinned is not None and last is not None and last.id != pinned:
+        out.print(f"  last passing nightly: {escape(run_label(last))}")
+
+
+@baseline.command("pin")
+@_devices_option
+@click.argument("run_ref", metavar="RUN")
+@db_option
+def pin(run_ref: str, db_url: str | None) -> None:
+    """Pin RUN (an id, or 'latest' / 'latest-nightly') as the baseline of every later nightly."""
+    store = open_store(db_url)
+    if run_ref == "baseline":
+        raise FarmUsageError("pin takes a run id, 'latest' or 'latest-nightly'")
+    run = resolve_run(store, run_ref)
+    if run.status == "running":
+        raise FarmUsageError(f"run {run.id} has not finished (status running): pin a finished run")
+    store.pin_baseline(run.id)
+    out.print(f"pinned {escape(run_label(run))} as the baseline")
+    if not store.results_for_run(run.id):
+        out.print(f"[yellow]warning:[/] run {run.id} has no results: every result of the next nightly will be new")
+
+
+@baseline.command("unpin")
+@_devices_option
+@db_option
+def unpin(db_url: str | None) -> None:
+    """Forget the pinned run: the baseline is the last passing nightly again."""
+    store = open_store(db_url)
+    was = store.unpin_baseline()
+    last = store.last_passing_run("nightly")
+    out.print((f"unpinned run {was}; " if was is not None else "no run was pinned; ")
+              + (f"the baseline is the last passing nightly, {escape(run_label(last))}" if last
+                 else "no nightly has passed yet"))

@@ -1,0 +1,154 @@
+"""``farm bench``: every model x variant x device measured, with the cost figures side by side.
+
+Count per inference (instructions on emulators, cycles on real cores), count
+per MAC, flash and RAM bytes, the static arena next to tflite-micro's, and the
+int8 / float32 speedup per device (farm/measure/bench.py). The measurements are stored
+in the results database under a new run, like `farm run`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from farm.cli.main import EXIT_FAILED, EXIT_OK, FarmUsageError, _check_models_and_variants, _ctx_devices, \
+    _devices_option, _load_inventory, _select_devices, err, out
+
+
+@click.command("bench")
+@_devices_option
+@click.option("--model", "model_names", multiple=True, help="Model name (repeatable; default: the whole zoo).")
+@click.option("--device", "device_names", multiple=True, help="Device name (repeatable; default: all).")
+@click.option("--variant", "variants", multiple=True,
+              help="float32, int8-weights or int8 (repeatable; default: all three).")
+@click.option("--kernels", type=click.Choice(["optimized", "reference"]), default="optimized", show_default=True,
+              help="The code generator's int8 kernels: the optimized ones, or the plain reference kernels "
+                   "(the truth they are tested against; for a before/after).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: rows, speedups and goals.")
+@click.option("--markdown", is_flag=True, help="Print the table as Markdown (for the README).")
+@click.pass_context
+def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[str, ...],
+          variants: tuple[str, ...], kernels: str, as_json: bool, markdown: bool) -> None:
+    """Benchmark the zoo: count per inference and per MAC, sizes, arena vs TFLM, int8 speedup.
+
+    \b
+    For each model x variant x device: the count per inference (instructions on
+    QEMU, an estimate of time; cycles on real cores), the count per
+    multiply-accumulate, the ELF's flash and RAM bytes, the static arena next to
+    what the tflite-micro interpreter needs (its whole arena, and in brackets the
+    part that holds tensors), and per model and device the int8 / float32 speedup.
+    The optimized-kernel goals (farm/measure/bench_goals.py) are printed next to the
+    figures they judge ("goals" in --json; a goal whose cell was not benched is
+    "not measured"). The arena column includes the kernels' scratch buffer.
+    A build too big for a board is reported as not fitting, with the numbers.
+    Exit code 1 when a measurement fails (anything but ok or does-not-fit).
+    """
+    from farm.measure.bench import ACCEPTED, run_bench, speedups
+    from farm.board.leases import DeviceBusy, DeviceQuarantined, LeaseManager, quarantine_if_needed
+    from farm.models import list_models
+    from farm.models.registry import registered_models
+    from farm.measure.job import measure_one
+    from farm.store.results import ResultsStore
+    from farm.config.state import default_db_url, state_dir
+    from farm.store.vcs import git_commit
+
+    chosen = _select_devices(_load_inventory(_ctx_devices(ctx)), device_names)
+    _check_models_and_variants(model_names, variants, registered_models())
+    models = list(model_names) or list_models()
+    state = state_dir()
+    store = ResultsStore(default_db_url(state))
+    run_id = store.start_run("run", git_commit())  # a bench is a run of measurements
+    leases = LeaseManager(store.url, purpose=f"farm bench {run_id}")
+    held: set[str] = set()
+    failed = False
+
+    def measure(device, model, variant):  # one run at a time on a device (farm.board.leases)
+        if device.name not in held:
+            leases.acquire(device.name, wait=900.0, on_wait=lambda message: err.print(escape(message)))
+            held.add(device.name)
+        with err.status(f"{device.name} {model}/{variant}") as status:
+            record = measure_one(device, model, variant, state=state, progress=lambda msg: status.update(escape(msg)),
+                                 kernels=kernels)
+        quarantine_if_needed(leases, device.name, record)
+        return record
+
+    def on_row(row, record) -> None:
+        nonlocal failed
+        record.id = store.add_result(run_id, record)
+        failed |= row.status not in ACCEPTED
+        err.print(escape(f"{row.device} {row.model}/{row.variant}: {row.status}"
+                         + (f", {row.count_per_inference:,.0f} {row.unit}" if row.count_per_inference else "")
+                         + (f" — {row.message}" if row.message and row.status != "ok" else "")))
+
+    try:
+        with err.status("bench") as status:
+            rows = run_bench(chosen, models, state=state, variants=variants or None, measure=measure,
+                             progress=lambda msg: status.update(escape(msg)), on_row=on_row, kernels=kernels)
+    except (DeviceBusy, DeviceQuarantined) as exc:
+        store.finish_run(run_id, "failed")
+        raise FarmUsageError(str(exc)) from None
+    finally:
+        for name in held:
+            leases.release(name)
+        leases.close()
+    store.finish_run(run_id, "failed" if failed else "passed")
+
+    from farm.measure.bench_goals import evaluate
+
+    goals = evaluate(rows)
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, "kernels": kernels, "rows": [r.to_json() for r in rows],
+                               "speedups": speedups(rows),
+                               "goals": [g.to_json() for g in goals]}, indent=2))
+    elif markdown:
+        from farm.measure.bench import markdown_table
+        from farm.measure.bench_goals import goals_markdown
+
+        click.echo(markdown_table(rows))
+        click.echo(goals_markdown(goals))
+    else:
+        _print_table(rows, kernels)
+        _print_goals(goals)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _print_goals(goals) -> None:
+    measured = [g for g in goals if g.met is not None]
+    if not measured:
+        return
+    table = Table(title="optimized-kernel goals (farm/measure/bench_goals.py)")
+    for name, justify in (("goal", "left"), ("device", "left"), ("target", "right"), ("measured", "right"),
+                          ("", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for g in measured:
+        at_most = "≥" if g.figure == "speedup" else "≤"
+        fmt = (lambda v: f"{v:.2f}") if g.figure == "speedup" else (lambda v: f"{v:,.0f}")
+        table.add_row(g.goal, g.device, f"{at_most} {fmt(g.target)} {g.unit}", f"{fmt(g.measured)} {g.unit}",
+                      "[green]met[/]" if g.met else "[red]not met[/]")
+    out.print(table)
+
+
+def _print_table(rows, kernels: str) -> None:
+    table = Table(title=f"farm bench, {kernels} int8 kernels (emulators count instructions: latency is an estimate)")
+    for name, justify in (("model", "left"), ("variant", "left"), ("device", "left"), ("count/inference", "right"),
+                          ("count/MAC", "right"), ("vs float32", "right"), ("flash B", "right"), ("RAM B", "right"),
+                          ("arena B", "right"), ("TFLM arena B", "right"), ("status", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(
+            r.model + (" *" if r.latency_only else ""), r.variant, r.device,
+            f"{r.count_per_inference:,.0f} {r.unit}" if r.count_per_inference else "—",
+            f"{r.count_per_mac:.1f}" if r.count_per_mac else "—",
+            f"{r.speedup_vs_float32:.2f}x" if r.speedup_vs_float32 and r.variant != "float32" else "",
+            f"{r.flash_bytes:,}" if r.flash_bytes is not None else "—",
+            f"{r.ram_bytes:,}" if r.ram_bytes is not None else "—",
+            f"{r.arena_bytes:,}", f"{r.tflm_arena_bytes:,} ({r.tflm_tensor_arena_bytes:,})",
+            r.status if r.status == "ok" else f"[red]{escape(r.status)}[/]: {escape(r.message or '')}")
+    out.print(table)
+    if any(r.latency_only for r in rows):
+        out.print("* latency-only: trained on generated data, accuracy not meaningful")
+    out.print("TFLM arena: the tflite-micro interpreter's whole arena (in brackets: the part holding tensors)")

@@ -1,0 +1,113 @@
+"""``farm nightly``: the HIL suite on every device, stored under one nightly run, judged against
+the baseline."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from farm.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, _ctx_devices, _devices_option, _load_inventory, err, out
+from farm.cli.store_options import db_option, db_url_for, load_thresholds_for_cli, open_store, thresholds_option
+
+
+@click.command()
+@_devices_option
+@click.option("--junit", "junit", type=click.Path(path_type=Path),
+              help="Also write JUnit XML here (the HIL tests, and a farm.judge.regression suite).")
+@click.option("-k", "keyword", help="Only run HIL tests matching this pytest -k expression.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the run's results as JSON lines at the end, then one line with the comparison.")
+@db_option
+@thresholds_option
+@click.option("--report", "report_file", type=click.Path(path_type=Path),
+              help="Also write the HTML report of this run here (like farm report --output).")
+@click.option("--progress/--no-progress", "live", default=None,
+              help="Live progress display (default: when stdout is a terminal; else one log line per result).")
+@click.option("--lease-wait", "lease_wait", type=float, default=900.0, show_default=True, metavar="SECONDS",
+              help="Wait this long for a device that another run holds, then skip it.")
+@click.option("--skip-busy", is_flag=True, help="Skip devices that another run holds, without waiting.")
+@click.pass_context
+def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json: bool, db_url: str | None,
+            thresholds_file: Path | None, report_file: Path | None, live: bool | None,
+            lease_wait: float, skip_busy: bool) -> None:
+    """Run the HIL suite (tests/hil) on every device of the inventory and judge it against the baseline.
+
+    \b
+    Results go to the results database under one nightly run (id, time, git commit).
+    The run is then compared with its baseline — the pinned run (farm baseline pin),
+    else the last nightly that passed — metric by metric, by the thresholds of
+    farm-thresholds.toml. Prints the triad (size, latency, accuracy per model,
+    variant and board), what changed, and a verdict. Exit code 1 when a HIL test
+    failed or something regressed (each regression is named: board, model,
+    variant, metric, before -> after, change).
+    """
+    import pytest
+
+    from farm.cli.nightly_progress import NightlyProgress
+    from farm.judge.regression import add_to_junit, judge
+    from farm.report.console import print_comparison, print_triad, print_verdict, result_json
+    from farm.config.state import state_dir
+    from farm.store.vcs import git_commit
+
+    devices_file = _ctx_devices(ctx)
+    _load_inventory(devices_file)  # fail fast, with file/line/field
+    thresholds = load_thresholds_for_cli(thresholds_file)
+    state = state_dir()
+    url = db_url_for(db_url)
+    store = open_store(url)
+    run_id = store.start_run("nightly", git_commit())
+    hil = Path(__file__).resolve().parents[2] / "tests" / "hil"
+    os.environ["FARM_HOME"] = str(state)  # the suite's measurements share this state folder
+    args = [str(hil), "-p", "no:cacheprovider", "-q", "-ra", f"--farm-devices={devices_file.resolve()}",
+            f"--farm-run-id={run_id}", f"--farm-db={url}", "--rootdir", str(hil), "--confcutdir", str(hil)]
+    args.append("--farm-skip-busy" if skip_busy else f"--farm-lease-wait={lease_wait}")  # farm.board.leases
+    if junit:
+        args.append(f"--junitxml={junit}")
+    if keyword:
+        args += ["-k", keyword]
+    progress = NightlyProgress(live)
+    started = time.monotonic()
+    try:
+        with progress.display():
+            code = pytest.main(args, plugins=[progress])
+    except KeyboardInterrupt:
+        code = pytest.ExitCode.INTERRUPTED
+    seconds = time.monotonic() - started
+
+    comparison = judge(store, run_id, thresholds)
+    if code == pytest.ExitCode.INTERRUPTED:
+        status = "interrupted"
+    elif code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+        status = "error"
+    else:
+        status = "passed" if code == pytest.ExitCode.OK and not comparison.regressions else "failed"
+    store.update_run_details(run_id, tests=progress.outcomes, pytest_exit_code=int(code), seconds=round(seconds, 2),
+                             measured=progress.measured_count, firmware_built=progress.built,
+                             firmware_cached=progress.cached, thresholds=thresholds.source,
+                             devices_file=str(devices_file), keyword=keyword)
+    store.finish_run(run_id, status)
+    comparison.current = store.run(run_id)
+
+    records = store.results_for_run(run_id)
+    print_triad(out, records, run_id)
+    print_comparison(out, comparison)
+    print_verdict(out, run_id, status, comparison, progress.summary())
+    if junit and junit.is_file():
+        add_to_junit(junit, comparison, records)
+    if report_file:
+        from farm.report.html import write_report
+
+        write_report(store, run_id, report_file, thresholds=thresholds)
+        err.print(f"report: {report_file}")
+    if as_json:
+        for record in records:
+            click.echo(json.dumps(result_json(record)))
+        click.echo(json.dumps({"comparison": comparison.to_json(), "status": status}))
+    if status == "error":
+        sys.exit(EXIT_BAD_INPUT if code == pytest.ExitCode.USAGE_ERROR else EXIT_FAILED)
+    sys.exit(EXIT_OK if status == "passed" else EXIT_FAILED)

@@ -1,0 +1,106 @@
+"""``farm portability``: the matrix model x variant x device — runs / does not fit /
+not portable (why) / faulted (decoded).
+
+Every variant of every model is built (cached) for every device with the flags
+of its capability model, checked for size and scanned for what the device's core
+lacks (farm.preflight.portability). Unless ``--static-only``, each build that passes is then
+run briefly on its board (one inference of the first test sample, its output
+compared with the host reference), so that a fault or a hang is seen and decoded;
+on emulated boards the soft-float calls of one inference are measured too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from farm.cli.main import EXIT_FAILED, EXIT_OK, _check_models_and_variants, _ctx_devices, _devices_option, \
+    _load_inventory, _select_devices, err, out
+from farm.preflight.matrix import GOOD, PortabilityCell, portability_cell
+
+
+@click.command("portability")
+@_devices_option
+@click.option("--device", "device_names", multiple=True, help="Device name (repeatable; default: all).")
+@click.option("--model", "model_names", multiple=True, help="Model name (repeatable; default: all).")
+@click.option("--variant", "variants", multiple=True,
+              help="float32, int8-weights or int8 (repeatable; default: all three).")
+@click.option("--static-only", is_flag=True, help="Build and check only; do not run anything on the boards.")
+@click.option("--json", "as_json", is_flag=True, help="Print the matrix as a JSON list of cells.")
+@click.pass_context
+def portability(ctx: click.Context, device_names: tuple[str, ...], model_names: tuple[str, ...],
+                variants: tuple[str, ...], static_only: bool, as_json: bool) -> None:
+    """The portability matrix, model x variant x device: runs / does not fit / not portable (why) / faulted.
+
+    \b
+    Each build is made with the flags of the device's capability model and checked
+    before anything is flashed: flash and RAM against the device's; no instruction
+    the core lacks (FPU, DSP/SIMD, RISC-V extensions); int8 builds float-free (no
+    FPU instruction and no soft-float call reachable from model_invoke). Then it
+    runs one inference on the board (unless --static-only): a fault is decoded
+    into a sentence, a board that stops answering is reported as hung. For
+    soft-float builds the report names the helpers, their call sites, and the
+    soft-float calls one inference makes (measured on emulated boards).
+    Exit code 1 when a cell does not run (or, with --static-only, does not pass).
+    """
+    from farm.models import VARIANTS, list_models
+    from farm.config.state import state_dir
+
+    chosen = _select_devices(_load_inventory(_ctx_devices(ctx)), device_names)
+    known = list_models()
+    _check_models_and_variants(model_names, variants, known)
+    state = state_dir()
+    cells = []
+    for model in model_names or known:
+        for variant in variants or VARIANTS:
+            for device in chosen:
+                with err.status(f"{device.name} {model}/{variant}") as status:
+                    cell = portability_cell(device, model, variant, state, run=not static_only,
+                                            progress=lambda msg: status.update(escape(msg)))
+                cells.append(cell)
+                if not as_json:
+                    err.print(escape(f"{device.name} {model}/{variant}: {cell.status}"))
+    if as_json:
+        click.echo(json.dumps([c.to_json() for c in cells], indent=2))
+    else:
+        print_matrix(cells, [d.name for d in chosen], static_only)
+    sys.exit(EXIT_OK if all(c.status in GOOD for c in cells) else EXIT_FAILED)
+
+
+def print_matrix(cells: list[PortabilityCell], devices: list[str], static_only: bool) -> None:
+    title = "portability: static checks only" if static_only else "portability: static checks + one inference"
+    table = Table(title=title)
+    table.add_column("model")
+    table.add_column("variant")
+    for name in devices:
+        table.add_column(name)
+    rows: dict[tuple[str, str], dict[str, PortabilityCell]] = {}
+    for cell in cells:
+        rows.setdefault((cell.model, cell.variant), {})[cell.device] = cell
+    for (model, variant), by_device in rows.items():
+        texts = []
+        for name in devices:
+            cell = by_device.get(name)
+            if cell is None:
+                texts.append("")
+            else:
+                colour = "green" if cell.status in GOOD else "red"
+                texts.append(f"[{colour}]{escape(cell.short)}[/]")
+        table.add_row(model, variant, *texts)
+    out.print(table)
+    for cell in cells:
+        if cell.status not in GOOD:
+            out.print(f"[red]{cell.model}/{cell.variant} on {cell.device}: {cell.status}[/]: {escape(cell.reason)}",
+                      soft_wrap=True)
+        elif cell.softfloat_helpers:
+            calls = (f"{cell.softfloat_calls_per_inference:.0f} soft-float calls per inference (measured)"
+                     if cell.softfloat_calls_per_inference is not None else "calls per inference not measured")
+            out.print(f"{cell.model}/{cell.variant} on {cell.device}: {cell.float_kind}: "
+                      f"{cell.softfloat_call_sites} call sites of {', '.join(cell.softfloat_helpers)}; {calls}",
+                      soft_wrap=True)
+    out.print("sf calls/inf: soft-float helper calls one inference makes, counted in QEMU's execution trace; "
+              "sf call sites: static count of the calls reachable from model_invoke")

@@ -1,0 +1,81 @@
+"""``farm profile``: instructions per function of one inference, on an emulated board."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from farm.cli.main import FarmUsageError, _check_models_and_variants, _ctx_devices, _devices_option, _load_inventory, \
+    _select_devices, err, out
+
+
+@click.command("profile")
+@_devices_option
+@click.option("--device", "device_name", required=True, help="An emulated device of the inventory.")
+@click.option("--model", required=True, help="A model of the zoo.")
+@click.option("--variant", default="int8", show_default=True, help="float32, int8-weights or int8.")
+@click.option("--kernels", type=click.Choice(["optimized", "reference"]), default="optimized", show_default=True,
+              help="The code generator's int8 kernels.")
+@click.option("--top", default=15, show_default=True, help="How many functions to list (the rest are summed).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole profile as one JSON object.")
+@click.pass_context
+def profile(ctx: click.Context, device_name: str, model: str, variant: str, kernels: str, top: int,
+            as_json: bool) -> None:
+    """Where one inference's instructions go: a count per function, measured.
+
+    \b
+    QEMU runs the model's first test sample with its execution trace on: the
+    board runs 1 and then 3 inferences in two fresh emulators, and the difference
+    per function, halved, is one inference. Functions reachable from
+    model_invoke are listed (kernels, their cores, helpers). Attribution is per
+    translation block (an interrupt that cuts a block short charges it whole),
+    so totals can differ from `farm run`'s count by a few instructions.
+    Emulated boards only; a trace of a big float model on a core without an FPU
+    takes minutes.
+    """
+    from farm.models import build_variant
+    from farm.models.registry import registered_models
+    from farm.models.native_output import native_output_to
+    from farm.measure.job import DoesNotFit, check_fits, prepare_firmware
+    from farm.preflight.portability import PortabilityError
+    from farm.measure.profile import profile_inference
+    from farm.config.state import state_dir
+
+    device = _select_devices(_load_inventory(_ctx_devices(ctx)), (device_name,))[0]
+    if getattr(device, "emulator", None) is None:
+        raise FarmUsageError(f"device {device.name} is not emulated: profiles come from QEMU's execution trace")
+    _check_models_and_variants((model,), (variant,), registered_models())
+    state = state_dir()
+    with err.status(f"{device.name} {model}/{variant}: building") as status:
+        with native_output_to(state / "logs" / "tensorflow.log"):
+            art = build_variant(model, variant, state / "models")
+        try:
+            fw = prepare_firmware(art.tflite_path, model, variant, device, state, kernels=kernels)
+            check_fits(device, fw)
+        except DoesNotFit as exc:
+            raise FarmUsageError(str(exc)) from None
+        status.update(f"{device.name} {model}/{variant}: tracing")
+        try:
+            result = profile_inference(device, fw.build.elf, art.test_inputs[0].tobytes())
+        except PortabilityError as exc:
+            raise FarmUsageError(str(exc)) from None
+    if as_json:
+        doc = result.to_json()
+        doc.update(model=model, variant=variant, kernels=kernels)
+        click.echo(json.dumps(doc, indent=2))
+        return
+    table = Table(title=f"{device.name} {model}/{variant} ({kernels} kernels): instructions per inference, "
+                        "measured per function (QEMU execution trace)")
+    for name, justify in (("function", "left"), ("instructions", "right"), ("share", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for f in result.functions[:top]:
+        table.add_row(escape(f.function), f"{f.instructions:,.0f}", f"{f.share:.1%}")
+    rest = result.functions[top:]
+    if rest:
+        table.add_row(f"({len(rest)} more)", f"{sum(f.instructions for f in rest):,.0f}",
+                      f"{sum(f.share for f in rest):.1%}")
+    table.add_row("[bold]total[/]", f"[bold]{result.total:,.0f}[/]", "100.0%")
+    out.print(table)

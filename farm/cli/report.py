@@ -1,0 +1,41 @@
+"""``farm report``: the self-contained HTML report of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from farm.cli.main import _devices_option, err
+from farm.cli.store_options import db_option, load_thresholds_for_cli, open_store, resolve_run, thresholds_option
+
+
+@click.command("report")
+@_devices_option
+@click.option("--run", "run_ref", default="latest-nightly", show_default=True,
+              help="Run id, 'latest', 'latest-nightly' or 'baseline'.")
+@click.option("--output", "-o", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The HTML file to write.")
+@click.option("--last", "last", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Nightlies in the trend plots.")
+@db_option
+@thresholds_option
+def report(run_ref: str, output: Path, last: int, db_url: str | None, thresholds_file: Path | None) -> None:
+    """Write a self-contained HTML report of a run (plots inline, no external files).
+
+    \b
+    The verdict against the baseline with every change; the triad per model x
+    variant x board (model size, latency, accuracy); int8 vs float32 speedup per
+    board; the portability matrix; energy per inference and its source; trends of
+    the last N nightlies per metric with the regressions marked; the provenance of
+    each result (hashes, compiler and flags, counter, timed windows).
+    """
+    from farm.report.html import write_report
+
+    thresholds = load_thresholds_for_cli(thresholds_file)
+    store = open_store(db_url)
+    if run_ref == "latest-nightly" and store.latest_run("nightly") is None:
+        run_ref = "latest"  # no nightly yet: report the latest run of any kind
+    run = resolve_run(store, run_ref)
+    write_report(store, run.id, output, last=last, thresholds=thresholds)
+    err.print(f"report of run {run.id} ({run.kind}, {run.status}): {output}")

@@ -1,0 +1,259 @@
+"""Terminal output: inventory, size table, results and the nightly triad (rich tables).
+
+Every figure carries its unit and source: counts say "instructions" (emulators)
+or "cycles", latency on an instruction count is marked as an estimate ("~"),
+energy says whether it was measured or modelled.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from farm.board.qemu import QEMU_BINARY
+
+JSON_FIELDS = (
+    "device", "model", "variant", "status", "message", "unit", "count_median", "count_min", "count_max",
+    "windows", "latency_us", "latency_is_estimate", "energy_uj", "energy_source", "metric",
+    "accuracy_device", "accuracy_host", "bit_exact_fraction", "max_abs_error", "flash_bytes", "ram_bytes",
+    "model_size_bytes", "model_sha256", "elf_sha256", "compiler", "compiler_flags", "host", "farm_version",
+)
+
+
+def result_json(record: Any) -> dict[str, Any]:
+    data = record.to_dict()
+    out = {key: data.get(key) for key in JSON_FIELDS}
+    for key, value in data.items():
+        out.setdefault(key, value)
+    for key, value in list(out.items()):
+        if hasattr(value, "isoformat"):
+            out[key] = value.isoformat()
+    return out
+
+
+def device_rows(inventory: Any) -> list[dict[str, Any]]:
+    rows = []
+    for d in inventory.devices:
+        if d.emulator is not None:
+            binary = QEMU_BINARY.get(d.emulator.machine, "?")
+            reach = f"QEMU {d.emulator.machine} (icount shift {d.emulator.icount_shift})"
+            state = "ready" if shutil.which(binary) else f"unavailable: {binary} not installed"
+        else:
+            host = getattr(d.serial, "host", None)
+            reach = f"{host}:{d.serial.port}" if host else f"serial {d.serial.port}"
+            state = "ready" if host or Path(d.serial.port).exists() else f"absent: {d.serial.port} not present"
+        rows.append({
+            "name": d.name, "core": d.core, "fpu": d.fpu, "dsp": d.dsp, "clock_hz": d.clock_hz,
+            "flash_bytes": d.flash_bytes, "ram_bytes": d.ram_bytes, "reached_by": reach,
+            "power": d.power.kind if d.power else None, "tags": list(d.tags), "state": state,
+        })
+    return rows
+
+
+def print_devices(console: Console, rows: Sequence[dict[str, Any]], source: Path) -> None:
+    table = Table(title=f"devices ({source})")
+    for col in ("name", "core", "fpu", "dsp", "clock", "flash", "RAM", "reached by", "power", "state"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["core"], r["fpu"], "yes" if r["dsp"] else "no", f"{r['clock_hz'] / 1e6:g} MHz",
+                      _kib(r["flash_bytes"]), _kib(r["ram_bytes"]), r["reached_by"], str(r["power"]), r["state"])
+    console.print(table)
+
+
+def print_model_sizes(console: Console, rows: Sequence[dict[str, Any]]) -> None:
+    table = Table(title="model file sizes (.tflite)")
+    for col in ("model", "variant", "bytes", "vs float32", "host metric"):
+        table.add_column(col, justify="right" if col in ("bytes", "vs float32") else "left")
+    float_size = {r["model"]: r["size_bytes"] for r in rows if r["variant"] == "float32"}
+    for r in rows:
+        ratio = float_size.get(r["model"])
+        table.add_row(r["model"], r["variant"], str(r["size_bytes"]),
+                      f"{ratio / r['size_bytes']:.2f}x smaller" if ratio and r["variant"] != "float32" else "",
+                      f"{r['metric']} {r['host_metric']:.4f}" + _latency_only_note(r["model"]))
+    console.print(table)
+
+
+def _latency_only_note(model: str) -> str:
+    from farm.models import UnknownModelError, get_recipe
+
+    try:
+        return " (latency-only: not meaningful)" if get_recipe(model).latency_only else ""
+    except UnknownModelError:
+        return ""
+
+
+def print_results(console: Console, records: Iterable[Any], title: str) -> None:
+    table = Table(title=title)
+    for col in ("device", "model", "variant", "status", "count / inference", "latency", "energy",
+                "accuracy dev / host", "bit-exact", "flash", "RAM"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(r.device, r.model, r.variant, _status(r), _count(r), _latency(r), _energy(r),
+                      _accuracy(r), _exact(r), _kib(r.flash_bytes), _kib(r.ram_bytes))
+    console.print(table)
+    for r in records:
+        if r.status != "ok" and r.message:
+            console.print(f"[red]{r.device} {r.model}/{r.variant}: {r.status}[/]: {escape(r.message)}")
+    _print_sources(console, records)
+
+
+def print_triad(console: Console, records: Sequence[Any], run_id: int) -> None:
+    """The seed's triad per model: size, latency and accuracy per variant and board."""
+    by_model: dict[str, list[Any]] = {}
+    for r in records:
+        by_model.setdefault(r.model, []).append(r)
+    if not by_model:
+        console.print(f"nightly run {run_id}: no results were stored")
+        return
+    for model, rows in by_model.items():
+        float_count = {r.device: r.count_median for r in rows if r.variant == "float32" and r.count_median}
+        float_size = next((r.model_size_bytes for r in rows if r.variant == "float32"), None)
+        table = Table(title=f"nightly run {run_id}: {model} — size, latency, accuracy")
+        for col in ("board", "variant", "status", "model size", "count / inference", "latency",
+                    "speed vs float32", "energy", "accuracy dev / host", "bit-exact / max err", "flash", "RAM"):
+            table.add_column(col)
+        for r in sorted(rows, key=lambda x: (x.device, _variant_order(x.variant))):
+            size = f"{r.model_size_bytes} B" if r.model_size_bytes else "-"
+            if float_size and r.model_size_bytes and r.variant != "float32":
+                size += f" ({float_size / r.model_size_bytes:.2f}x smaller)"
+            base = float_count.get(r.device)
+            speed = f"{base / r.count_median:.2f}x" if base and r.count_median and r.variant != "float32" else ""
+            exact = _exact(r) if r.variant == "int8" else (
+                f"max err {r.max_abs_error:.2g}" if r.max_abs_error is not None else "-")
+            table.add_row(r.device, r.variant, _status(r), size, _count(r), _latency(r), speed, _energy(r),
+                          _accuracy(r), exact, _kib(r.flash_bytes), _kib(r.ram_bytes))
+        console.print(table)
+    for r in records:
+        if r.status != "ok" and r.message:
+            console.print(f"[red]{r.device} {r.model}/{r.variant}: {r.status}[/]: {escape(r.message)}")
+    _print_sources(console, records)
+
+
+SEVERITY_STYLE = {"regression": "bold red", "changed": "yellow", "improved": "green", "noise": "dim",
+                  "new": "cyan", "missing": "magenta"}
+
+
+def print_comparison(console: Console, comparison: Any, *, show_noise: bool = False,
+                     title: str | None = None) -> None:
+    """What changed against the baseline: one row per finding, regressions first."""
+    from farm.cli.store_options import run_label
+    from farm.judge.regression import METRIC_LABELS, PROVENANCE_METRICS, format_pct, format_value
+
+    if comparison.baseline is None:
+        console.print(f"no baseline to compare with ({comparison.baseline_reason}): "
+                      f"this run becomes the baseline when it passes")
+        return
+    order = {s: i for i, s in enumerate(SEVERITY_STYLE)}
+    shown = sorted((f for f in comparison.findings if show_noise or f.severity != "noise"),
+                   key=lambda f: (f.metric in PROVENANCE_METRICS, order.get(f.severity, 99)))
+    header = (f"{run_label(comparison.current)} vs baseline {run_label(comparison.baseline)}"
+              + (f" — {comparison.baseline_reason}" if comparison.baseline_reason else ""))
+    if not shown:
+        console.print(escape(header))
+        noise = len(comparison.of("noise"))
+        console.print("[green]no change[/] in any metric" + (f" ({noise} within the noise band)" if noise else ""))
+        return
+    table = Table(title=title or escape(header), title_justify="left")
+    for col in ("severity", "board", "model", "variant", "metric", "before", "after", "change", "why"):
+        table.add_column(col, justify="right" if col in ("before", "after", "change") else "left")
+    for f in shown:
+        style = SEVERITY_STYLE.get(f.severity, "")
+        before_unit = None if f.metric == "count" else f.unit
+        table.add_row(f"[{style}]{f.severity}[/]", f.device, f.model, f.variant, METRIC_LABELS.get(f.metric, f.metric),
+                      escape(format_value(f.metric, f.before, before_unit)),
+                      escape(format_value(f.metric, f.after, f.unit)), format_pct(f.change_pct), escape(f.reason))
+    console.print(table)
+
+
+def comparison_summary(comparison: Any) -> str:
+    """One line: ``2 regressions, 1 change within thresholds, 3 improvements against run 14``."""
+    if comparison.baseline is None:
+        return f"no baseline ({comparison.baseline_reason})"
+    parts = []
+    words = (("regression", "regression", "regressions"), ("changed", "change within thresholds",
+             "changes within thresholds"), ("improved", "improvement", "improvements"),
+             ("new", "new result", "new results"), ("missing", "missing result", "missing results"))
+    from farm.judge.regression import PROVENANCE_METRICS
+
+    for severity, one, many in words:
+        n = len([f for f in comparison.of(severity) if f.metric not in PROVENANCE_METRICS])
+        if n:
+            parts.append(f"{n} {one if n == 1 else many}")
+    if not comparison.regressions:
+        parts.insert(0, "no regression")
+    rebuilt = {f.key for f in comparison.findings if f.metric in PROVENANCE_METRICS}
+    if rebuilt:
+        parts.append(f"{len(rebuilt)} result{'s' if len(rebuilt) != 1 else ''} from a changed model or firmware")
+    return ", ".join(parts) + f" against run {comparison.baseline.id} ({comparison.baseline_reason})"
+
+
+def print_verdict(console: Console, run_id: int, status: str, comparison: Any, tests_line: str) -> None:
+    """The short text summary at the end of a nightly."""
+    from farm.judge.regression import sentence
+
+    for f in comparison.regressions:
+        console.print(f"[bold red]REGRESSION[/] {escape(sentence(f))}", soft_wrap=True)
+    colour = "green" if status == "passed" else "red"
+    summary = escape(comparison_summary(comparison))
+    console.print(f"nightly run {run_id}: [bold {colour}]{status.upper()}[/] — {summary}", soft_wrap=True)
+    console.print(escape(tests_line), soft_wrap=True)
+
+
+def _print_sources(console: Console, records: Iterable[Any]) -> None:
+    units = sorted({r.unit for r in records if r.count_median is not None})
+    energy = sorted({r.energy_source for r in records if r.energy_source})
+    if units:
+        console.print(f"counts: {', '.join(units)} per inference (median of the timed windows)"
+                      + ("; latency marked ~ is count / clock, an estimate" if "instructions" in units else ""))
+    for source in energy:
+        console.print(f"energy: {escape(source)}")
+
+
+def _variant_order(variant: str) -> int:
+    return {"float32": 0, "int8-weights": 1, "int8": 2}.get(variant, 3)
+
+
+def _status(r: Any) -> str:
+    return "[green]ok[/]" if r.status == "ok" else f"[red]{r.status}[/]"
+
+
+def _count(r: Any) -> str:
+    if r.count_median is None:
+        return "-"
+    return f"{r.count_median:,.0f} {r.unit}"
+
+
+def _latency(r: Any) -> str:
+    if r.latency_us is None:
+        return "-"
+    return f"{'~' if r.latency_is_estimate else ''}{r.latency_us:,.1f} µs"
+
+
+def _energy(r: Any) -> str:
+    if r.energy_uj is None:
+        return "-"
+    kind = "modelled" if r.energy_source and r.energy_source.startswith("modelled") else "measured"
+    return f"{r.energy_uj:.4g} µJ ({kind})"
+
+
+def _accuracy(r: Any) -> str:
+    if r.accuracy_device is None or r.accuracy_host is None:
+        return "-"
+    text = f"{r.metric} {r.accuracy_device:.4f} / {r.accuracy_host:.4f}"
+    if (getattr(r, "details", None) or {}).get("latency_only"):
+        text += " (latency-only: not meaningful)"
+    return text
+
+
+def _exact(r: Any) -> str:
+    return "-" if r.bit_exact_fraction is None else f"{r.bit_exact_fraction:.0%}"
+
+
+def _kib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1024:.1f} KiB"

@@ -1,0 +1,135 @@
+"""`farm bench`: the figures' arithmetic (no board), and the command end to end on one model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _record(status: str, count: float | None, **extra):
+    return SimpleNamespace(status=status, message=extra.get("message"), unit="instructions", count_median=count,
+                           latency_us=count / 25.0 if count else None, latency_is_estimate=True,
+                           flash_bytes=1000, ram_bytes=500, metric="accuracy", accuracy_device=0.9,
+                           accuracy_host=0.9, bit_exact_fraction=1.0, max_abs_error=0.0)
+
+
+def test_rows_speedups_and_markdown(monkeypatch, tmp_path):
+    from farm.measure import bench
+
+    monkeypatch.setattr(bench, "model_figures", lambda model, variant, state, kernels: bench.ModelFigures(
+        model=model, variant=variant, macs=1000, arena_bytes=640, tflm_arena_bytes=3000, tflm_tensor_arena_bytes=640,
+        model_size_bytes=5000, const_bytes=2000, latency_only=False))
+    counts = {("m3", "float32"): 80_000, ("m3", "int8-weights"): 100_000, ("m3", "int8"): 16_000,
+              ("rv", "float32"): None, ("rv", "int8-weights"): None, ("rv", "int8"): 12_000}
+    devices = [SimpleNamespace(name="m3", flash_bytes=4 << 20, ram_bytes=4 << 20),
+               SimpleNamespace(name="rv", flash_bytes=12 << 20, ram_bytes=16384)]
+
+    def measure(device, model, variant):
+        count = counts[device.name, variant]
+        if count is None:
+            return _record("does-not-fit", None, message="RAM: needs 20000 bytes, rv has 16384")
+        return _record("ok", count)
+
+    rows = bench.run_bench(devices, ["digits"], state=tmp_path, measure=measure)
+    by = {(r.device, r.variant): r for r in rows}
+    assert by["m3", "int8"].count_per_mac == 16.0 and by["m3", "int8"].speedup_vs_float32 == 5.0
+    assert by["m3", "int8-weights"].speedup_vs_float32 == pytest.approx(0.8)
+    assert by["rv", "int8"].speedup_vs_float32 is None and by["rv", "float32"].status == "does-not-fit"
+    summary = {(s["model"], s["device"]): s for s in bench.speedups(rows)}
+    assert summary["digits", "m3"]["int8_vs_float32"] == 5.0 and summary["digits", "rv"]["int8_vs_float32"] is None
+    table = bench.markdown_table(rows)
+    assert "| digits | int8 | 1,000 | 16,000 (16.0) | 12,000 (12.0) |" in table
+    assert "| digits | float32 | 1,000 | 80,000 (80.0) | does not fit (RAM 20,000 B > 16,384) |" in table
+    assert "| digits | 5.00x | 0.80x | — | — |" in table
+
+
+@pytest.mark.e2e
+def test_farm_bench_json_on_digits(state_dir: Path):
+    """The reduced benchmark CI runs: one model, every variant, on the FPU-less Cortex-M3."""
+    proc = subprocess.run([sys.executable, "-m", "farm", "bench", "--json", "--model", "digits",
+                           "--device", "qemu-m3"], cwd=REPO, capture_output=True, text=True, env=dict(os.environ),
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    rows = {r["variant"]: r for r in doc["rows"]}
+    assert set(rows) == {"float32", "int8-weights", "int8"} and doc["run_id"] > 0
+    for variant, r in rows.items():
+        assert (r["model"], r["device"], r["status"], r["unit"]) == ("digits", "qemu-m3", "ok", "instructions")
+        for key in ("count_per_inference", "count_per_mac", "flash_bytes", "ram_bytes", "macs", "arena_bytes",
+                    "tflm_arena_bytes", "tflm_tensor_arena_bytes", "model_size_bytes", "latency_us"):
+            assert r[key] > 0, (variant, key, r[key])
+        assert r["count_per_mac"] == pytest.approx(r["count_per_inference"] / r["macs"])
+        assert r["arena_bytes"] < r["tflm_arena_bytes"] and r["tflm_tensor_arena_bytes"] < r["tflm_arena_bytes"]
+        assert r["ram_bytes"] >= r["arena_bytes"] and r["latency_is_estimate"] is True
+        assert r["accuracy_device"] >= 0.9 and not r["latency_only"]
+    assert rows["int8"]["bit_exact_fraction"] == 1.0
+    assert rows["int8"]["arena_bytes"] < rows["float32"]["arena_bytes"]
+    (speedup,) = doc["speedups"]
+    assert speedup["device"] == "qemu-m3" and speedup["int8_vs_float32"] == rows["int8"]["speedup_vs_float32"]
+    assert speedup["int8_vs_float32"] > 2  # full integer vs soft-float on a core without an FPU
+    assert [g["met"] for g in doc["goals"]] == [None] * len(doc["goals"])  # no goal is about digits
+
+
+def test_goals_judge_the_rows_they_name(monkeypatch, tmp_path):
+    from farm.measure import bench
+    from farm.measure.bench_goals import GOALS, Goal, evaluate, goals_markdown
+
+    monkeypatch.setattr(bench, "model_figures", lambda model, variant, state, kernels: bench.ModelFigures(
+        model=model, variant=variant, macs=1000, arena_bytes=16_256 if model == "kws" else 32,
+        tflm_arena_bytes=3000, tflm_tensor_arena_bytes=640, model_size_bytes=5000, const_bytes=2000,
+        latency_only=False))
+    counts = {("kws", "float32"): 34_000_000, ("kws", "int8"): 6_100_000, ("sine", "float32"): 2_800,
+              ("sine", "int8"): 1_900}
+    devices = [SimpleNamespace(name="qemu-m4f", flash_bytes=4 << 20, ram_bytes=4 << 20)]
+
+    def measure(device, model, variant):
+        record = _record("ok", counts[model, variant])
+        record.flash_bytes = 9_000 if model == "sine" else 50_000
+        return record
+
+    rows = bench.run_bench(devices, ["kws", "sine"], state=tmp_path, variants=["float32", "int8"], measure=measure)
+    verdicts = {v.goal: v for v in evaluate(rows)}
+    assert len(verdicts) == len(GOALS)
+    assert verdicts["KWS int8 count, Cortex-M4F"].met is True
+    assert verdicts["KWS int8 count, Cortex-M4F"].measured == 6_100_000
+    assert verdicts["KWS int8 vs float32, Cortex-M4F"].measured == pytest.approx(34 / 6.1)
+    assert verdicts["KWS int8 model RAM"].met is True
+    assert verdicts["sine int8 firmware flash"].met is False  # 9,000 B > 8,000
+    assert verdicts["KWS int8 count, Cortex-M3"].met is None  # that device was not benched
+    assert verdicts["AD int8 count, Cortex-M4F"].measured is None
+    slow = evaluate(rows, [Goal("slow", "kws", "int8", "qemu-m4f", "count", 5e6, "instructions")])
+    assert slow[0].met is False
+    table = goals_markdown(evaluate(rows))
+    assert "| sine int8 firmware flash | qemu-m4f | <= 8,000 bytes | 9,000 bytes | **not met** |" in table
+    assert "| KWS int8 count, Cortex-M3 | qemu-m3 | <= 9,000,000 instructions | not measured |  |" in table
+
+
+@pytest.mark.e2e
+def test_farm_bench_reference_kernels_are_slower_and_as_exact(state_dir: Path):
+    """`--kernels reference` measures the plain reference kernels: more instructions than the
+    optimized ones on the same board, both bit-exact with tflite-micro, provenance in the row."""
+    docs = {}
+    for kernels in ("optimized", "reference"):
+        proc = subprocess.run([sys.executable, "-m", "farm", "bench", "--json", "--model", "sine", "--variant",
+                               "int8", "--device", "qemu-m3", "--kernels", kernels], cwd=REPO, capture_output=True,
+                              text=True, env=dict(os.environ), timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        docs[kernels] = json.loads(proc.stdout)
+        assert docs[kernels]["kernels"] == kernels
+    fast, ref = (docs[k]["rows"][0] for k in ("optimized", "reference"))
+    assert fast["bit_exact_fraction"] == ref["bit_exact_fraction"] == 1.0
+    assert ref["count_per_inference"] > 1.5 * fast["count_per_inference"]
+    from farm.store.results import ResultsStore
+    from farm.config.state import default_db_url
+
+    store = ResultsStore(default_db_url(state_dir))
+    (record,) = store.results_for_run(docs["reference"]["run_id"])
+    assert record.details["kernels"] == "reference"
