@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # One-time (idempotent) set-up of a Debian 12 machine for tinyfarm:
-#   1. Debian packages: cross toolchains, QEMU, OpenSSH, PostgreSQL (the test server for the
-#      results store), Chromium (renders the HTML report in a test) (--no-install-recommends),
+#   1. Debian packages (--no-install-recommends): the host C compiler (the kernel and codegen
+#      tests build and run the generated C on this machine), the Arm and RISC-V cross
+#      toolchains, QEMU, OpenSSH, PostgreSQL (the test server for the results store), Chromium
+#      (renders the HTML report in a test), git (the commit a result was measured at). With
+#      CI set, a test whose tool is missing fails instead of skipping (tests/fixtures_tools.py
+#      lists the tools and their packages),
 #   2. a virtualenv at .venv with tinyfarm installed editable (pip install -e .[dev]),
 #   3. the offline PlatformIO core dir in the project's state folder (.farm/pio-core).
 # A second run only checks and skips what is done.
@@ -9,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
+  gcc libc6-dev binutils git
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   qemu-system-arm qemu-system-misc
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf

@@ -4,6 +4,13 @@ The state folder (model cache, firmware builds, PlatformIO core dir) of the test
 run is ``.farm/test-state`` in the checkout unless FARM_HOME is set: persistent
 between local runs (so unchanged models and firmware are not rebuilt), fresh in
 CI's clean clone.
+
+The one rule for tools and services (tests/fixtures_tools.py): a test that needs
+something scripts/setup.sh installs (host gcc, the Arm and RISC-V cross compilers,
+QEMU, OpenSSH, PostgreSQL, Chromium) skips when it is missing, naming it, and
+FAILS when ``$CI`` is set (``.ci/run`` sets it): CI never goes green without it.
+Mark the test ``@pytest.mark.requires_tool("name", ...)``, or call
+``require_tool("name")`` / ``setup_missing(reason)`` where the need is found.
 """
 
 from __future__ import annotations
@@ -32,4 +39,5 @@ def state_dir() -> Path:
 def repo_root() -> Path:
     return REPO
 
-pytest_plugins = ["fixtures_models", "postgres_server"]
+# fixtures_tools first: the others use its rule
+pytest_plugins = ["fixtures_tools", "fixtures_models", "postgres_server"]

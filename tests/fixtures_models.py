@@ -15,7 +15,6 @@ import the fixtures they use from it.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from fixtures_tools import require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 KERNELS = REPO / "firmware" / "lib" / "kernels"
@@ -54,6 +55,8 @@ def host_kernel_library() -> Path:
     """The kernel library compiled once per test session with the host gcc (a static archive)."""
     if "lib" in _KERNEL_LIBRARY:
         return _KERNEL_LIBRARY["lib"]
+    require_tool("gcc")
+    require_tool("ar")
     out_dir = Path(tempfile.mkdtemp(prefix="farm-host-kernels-"))
     objects = []
     for src in sorted((KERNELS / "src").glob("*.c")):
@@ -74,7 +77,7 @@ def compile_host_model(tflite_path: Path, out_dir: Path, *, name: str = "test", 
     (`kernels`: the code generator's kernel set, "optimized" or "reference")."""
     from farm.codegen import generate
 
-    assert shutil.which("gcc") is not None, "the host gcc is needed (scripts/setup.sh installs it)"
+    require_tool("gcc")  # missing: skip, or FAIL in CI (tests/fixtures_tools.py)
     gen = generate(tflite_path, out_dir, name=name, variant=variant, kernels=kernels)
     exe = out_dir / "model_host"
     cmd = ["gcc", *HOST_CFLAGS, f"-I{KERNELS / 'include'}", f"-I{out_dir}",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-SSHD = "/usr/sbin/sshd"
+from fixtures_tools import require_tool
 
 
 @dataclass
@@ -82,8 +81,8 @@ def _keygen(path: Path) -> None:
 
 
 def start_sshd(root: Path) -> LoopbackSshd:
-    if not (os.path.exists(SSHD) and shutil.which("ssh-keygen")):
-        pytest.skip("OpenSSH server not installed (Debian openssh-server; make setup)")
+    daemon = require_tool("sshd")  # missing: skip, or FAIL in CI (tests/fixtures_tools.py)
+    require_tool("ssh-keygen")
     root.mkdir(parents=True, exist_ok=True)
     host_key, client_key = root / "host_ed25519", root / "client_ed25519"
     _keygen(host_key)
@@ -105,7 +104,7 @@ def start_sshd(root: Path) -> LoopbackSshd:
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
     log = open(root / "sshd.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([daemon, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
     while True:
         if process.poll() is not None:

@@ -3,7 +3,7 @@
 - ``postgres_url`` (session): the server's URL: ``$FARM_TEST_PG_URL`` (``make test`` starts the
   project-local server with ``scripts/postgres.sh run`` and sets it), else this fixture starts
   that server itself (and stops it at the end). When no server can be had, the tests that need
-  one FAIL in CI (``$CI`` set) and are skipped elsewhere, with the reason.
+  one FAIL in CI (``$CI`` set) and are skipped elsewhere, with the reason (tests/fixtures_tools.py).
 - ``pg_db_url``: a fresh, empty database on that server for one test, dropped afterwards.
 """
 
@@ -14,18 +14,20 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+
+from fixtures_tools import setup_missing
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "postgres.sh"
 
 
-def _unavailable(reason: str) -> None:
-    message = f"no PostgreSQL server for the results-store tests: {reason}"
-    if os.environ.get("CI"):
-        pytest.fail(message + " (CI must run them: make test starts the server with scripts/postgres.sh)")
-    pytest.skip(message + " (make test, or: export FARM_TEST_PG_URL=$(bash scripts/postgres.sh start))")
+def _unavailable(reason: str) -> NoReturn:
+    """No server: the tools rule (tests/fixtures_tools.py): FAIL in CI, skip elsewhere."""
+    setup_missing(f"no PostgreSQL server for the results-store tests: {reason} (make test starts it; or: "
+                  "export FARM_TEST_PG_URL=$(bash scripts/postgres.sh start))")
 
 
 @pytest.fixture(scope="session")

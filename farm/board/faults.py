@@ -1,7 +1,7 @@
 """Turn the fault registers a board reported into a sentence with the symbol.
 
 e.g. "UsageFault NOCP (coprocessor/FPU instruction) at 0x000012a4 in fully_connected_f32
-on a core without an FPU".
+on a core without an FPU". The symbol comes from the one ELF reader (farm.build.elf).
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+from farm.build.elf import symbol_at
 
 ARM = 1
 RISCV = 2
@@ -51,21 +50,6 @@ class FaultReport:
     function: str | None
     sentence: str
     registers: dict[str, int]
-
-
-def symbol_at(elf: Path, address: int) -> str | None:
-    """The function symbol whose range contains ``address`` (Thumb bit ignored)."""
-    with elf.open("rb") as fh:
-        table = ELFFile(fh).get_section_by_name(".symtab")
-        if not isinstance(table, SymbolTableSection):
-            return None
-        for sym in table.iter_symbols():
-            if sym["st_info"]["type"] != "STT_FUNC":
-                continue
-            start = sym["st_value"] & ~1
-            if start <= address < start + max(sym["st_size"], 1):
-                return sym.name
-    return None
 
 
 def decode_fault(words: tuple[int, ...], elf: Path | None, has_fpu: bool | None = None) -> FaultReport:

@@ -24,6 +24,8 @@ from farm.board.infra import FlashError
 from farm.measure.timing import CountConverter
 from farm.board.protocol import Timing
 from farm.board import agent
+from farm.config.capabilities import count_unit
+from farm.store.status import Unit
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class FlashPlan:
     port: str
     baud: int
     options: Mapping[str, str]
-    unit: str  # "cycles" | "instructions"
+    unit: Unit  # farm.config.capabilities.count_unit of the device
     convert: CountConverter
     #: files of the build to copy next to the ELF on a bench host (by name)
     image_files: tuple[str, ...] = ("firmware.elf",)
@@ -86,7 +88,7 @@ def _qemu_plan(device: Any) -> FlashPlan:
     return FlashPlan(
         protocol="qemu", port=device.serial.port, baud=device.serial.baud,
         options={"machine": machine, "icount_shift": str(spec.icount_shift), "qemu_binary": QEMU_BINARY[machine]},
-        unit="instructions", convert=spec.instructions_per_inference,
+        unit=count_unit(device), convert=spec.instructions_per_inference,
     )
 
 
@@ -116,7 +118,7 @@ def _platformio_plan(device: Any) -> FlashPlan:
         options["probe_serial"] = device.flash.probe_serial
     return FlashPlan(
         protocol=device.flash.protocol, port=device.serial.port, baud=device.serial.baud, options=options,
-        unit="cycles", convert=cycles_from_timer(device.clock_hz),
+        unit=count_unit(device), convert=cycles_from_timer(device.clock_hz),
         image_files=agent.IMAGE_FILES,
     )
 

@@ -9,8 +9,10 @@ other boards. A board that fails to identify is also quarantined (farm.board.lea
 
 from __future__ import annotations
 
-#: the result status of an infrastructure failure (farm.store.results.RESULT_STATUSES)
-INFRA_STATUS = "infra-error"
+from farm.store.status import Status
+
+#: the result status of an infrastructure failure (an alias of Status.INFRA_ERROR)
+INFRA_STATUS = Status.INFRA_ERROR
 
 
 class InfraError(RuntimeError):

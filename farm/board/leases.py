@@ -9,7 +9,15 @@ machine that no longer exists. Taking a lease is one conditional UPDATE, so two
 processes can never both get it.
 
 Every lease taken is also logged (``lease_log``: device, owner, acquired,
-released) -- that is how a test shows that two nightlies never shared a device.
+released, how it ended) -- that is how a test shows that two nightlies never
+shared a device. A holder on this machine whose process is gone is seen at once
+(by the next run that wants the device, and by ``farm devices``): its lease is
+ended and logged as ``expired``, and the device is shown free.
+
+Every board is used under its lease: :func:`farm.board.registry.open_board` takes it
+(:func:`hold`, with a :class:`LeasePolicy`: which database, how long to wait) before
+the board is brought up and gives it back after, unless this process holds it
+already (``farm run`` per device, the pytest ``device`` fixture for its tests).
 
 A board that fails to identify after retries is *quarantined*: its row says
 why and until when, nobody gets a lease on it meanwhile, and runs report it as
@@ -19,6 +27,7 @@ each device's state; ``farm devices --clear-quarantine NAME`` ends a quarantine.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import getpass
 import os
@@ -26,18 +35,22 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, Text, create_engine, event, insert, select, update
+from sqlalchemy import Float, Integer, String, Text, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from farm.board.infra import BoardUnavailable, InfraError
-from farm.store.results import normalize_url
+from farm.config.state import default_db_url, state_dir
+from farm.store.engine import get_engine, normalize_url
+from farm.store.status import Status
 
 DEFAULT_TTL = 60.0  # seconds a lease lives without a heartbeat
 QUARANTINE_HOURS = 12.0
@@ -140,19 +153,93 @@ def default_owner_label(purpose: str) -> str:
     return f"{purpose} (pid {os.getpid()} on {socket.gethostname()}, {getpass.getuser()})"
 
 
+def database_key(url: str) -> str:
+    """One string per database, however its URL is spelled (a SQLite file by its absolute path)."""
+    parsed = normalize_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:" \
+            and not database.startswith("file:"):
+        parsed = parsed.set(database=str(Path(database).resolve()))
+    return parsed.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class LeasePolicy:
+    """How a board is leased when it is opened (farm.board.registry.open_board)."""
+
+    db_url: str  # the database that holds the leases (the results DB)
+    wait: float = 900.0  # seconds to wait for a device another run holds; 0 = skip a busy device at once
+    purpose: str = "farm"  # shown as the holder ("farm infer", "nightly", ...)
+
+    @classmethod
+    def default(cls, purpose: str = "farm") -> LeasePolicy:
+        """The state folder's results database (``$FARM_DB_URL`` if set), waiting 900 s."""
+        return cls(default_db_url(state_dir()), purpose=purpose)
+
+    def manager(self) -> LeaseManager:
+        """This process's lease manager for the policy's database (one per database)."""
+        return shared_manager(self.db_url)
+
+
+#: every live LeaseManager of this process (what "this process holds the lease" looks at)
+_managers: weakref.WeakSet[LeaseManager] = weakref.WeakSet()
+_shared: dict[str, LeaseManager] = {}
+_shared_lock = threading.Lock()
+_shared_pid = os.getpid()
+
+
+def shared_manager(url: str) -> LeaseManager:
+    """The process's LeaseManager for the database at ``url``: created on first use, reused
+    after (one owner, one heartbeat thread, the engine shared with the results store),
+    its leases given back when the process exits."""
+    global _shared_pid
+    key = database_key(url)
+    with _shared_lock:
+        if _shared_pid != os.getpid():  # a forked child is another holder: it needs its own owner token
+            _shared.clear()
+            _shared_pid = os.getpid()
+        manager = _shared.get(key)
+        if manager is None:
+            manager = _shared[key] = LeaseManager(url)
+            atexit.register(manager.close)
+        return manager
+
+
+def held_in_process(url: str, device: str) -> bool:
+    """True when a LeaseManager of this process holds ``device``'s lease in the database at ``url``."""
+    key = database_key(url)
+    return any(m.database_key == key and m.holds(device) for m in list(_managers))
+
+
+@contextmanager
+def hold(device: str, policy: LeasePolicy) -> Iterator[None]:
+    """Hold ``device``'s lease for the block, taken through the policy's shared manager
+    (waiting up to ``policy.wait``; DeviceBusy or DeviceQuarantined when it cannot be had) --
+    or nothing at all when this process holds it already, which then keeps it."""
+    if held_in_process(policy.db_url, device):
+        yield
+        return
+    manager = policy.manager()
+    manager.acquire(device, wait=policy.wait, purpose=policy.purpose)
+    try:
+        yield
+    finally:
+        manager.release(device)
+
+
 class LeaseManager:
-    """Leases of this process (one owner) on the devices of a database."""
+    """Leases of one owner (a run) on the devices of a database.
+
+    Several can live in one process (farm run's, the pytest plugin's, the shared one of
+    :func:`shared_manager`); each is its own owner to the others.
+    """
 
     def __init__(self, url: str, *, purpose: str = "farm", ttl: float = DEFAULT_TTL,
                  heartbeat: float | None = None) -> None:
         self.url = url
-        parsed = normalize_url(url)  # same drivers as the results store (psycopg 3 for postgresql://)
-        kwargs: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite":
-            kwargs["connect_args"] = {"timeout": 30}
-        self.engine: Engine = create_engine(parsed, **kwargs)
-        if parsed.get_backend_name() == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_busy_timeout)
+        self.database_key = database_key(url)
+        # the results store's engine (psycopg 3 for postgresql://, SQLite waits for locks)
+        self.engine: Engine = get_engine(url)
         _Base.metadata.create_all(self.engine)
         self.ttl = ttl
         self.heartbeat_seconds = heartbeat if heartbeat is not None else max(ttl / 3.0, 0.05)
@@ -163,17 +250,26 @@ class LeaseManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost: set[str] = set()  # leases taken away while we held them (expired: no heartbeat)
+        _managers.add(self)
+
+    def holds(self, device: str) -> bool:
+        """True while this manager holds ``device``'s lease (and has not lost it)."""
+        with self._lock:
+            return device in self.held and device not in self.lost
 
     # ----------------------------------------------------------------- taking and giving back
-    def try_acquire(self, device: str) -> bool:
+    def try_acquire(self, device: str, purpose: str | None = None) -> bool:
+        """Take the lease on ``device`` if nobody else holds it; ``purpose`` names this
+        holding for people (default: the manager's)."""
         now = time.time()
+        label = default_owner_label(purpose) if purpose else self.owner_label
         with self.engine.begin() as conn:
             try:
                 conn.execute(insert(_Lease).values(device=device))
             except IntegrityError:
                 pass
         with self.engine.begin() as conn:
-            self._expire_dead_local_holder(conn, device, now)
+            self._end_dead_local_holders(conn, [device], now)
             row = conn.execute(select(_Lease).where(_Lease.device == device)).one()
             if row.quarantined_until is not None and row.quarantined_until > now:
                 raise DeviceQuarantined(device, row.quarantine_reason or "quarantined", row.quarantined_until)
@@ -181,7 +277,7 @@ class LeaseManager:
                 update(_Lease)
                 .where(_Lease.device == device)
                 .where((_Lease.owner.is_(None)) | (_Lease.expires_at < now) | (_Lease.owner == self.owner))
-                .values(owner=self.owner, owner_label=self.owner_label, owner_host=socket.gethostname(),
+                .values(owner=self.owner, owner_label=label, owner_host=socket.gethostname(),
                         owner_pid=os.getpid(), acquired_at=now, expires_at=now + self.ttl)
             ).rowcount
             if taken != 1:
@@ -192,29 +288,38 @@ class LeaseManager:
                              .values(released_at=row.expires_at, ended="expired"))
             if device not in self.held:
                 log_id = conn.execute(insert(_LeaseLog).values(
-                    device=device, owner=self.owner, owner_label=self.owner_label, acquired_at=now)
+                    device=device, owner=self.owner, owner_label=label, acquired_at=now)
                 ).inserted_primary_key[0]
                 with self._lock:
                     self.held[device] = int(log_id)
+                    self.lost.discard(device)
         self._start_heartbeat()
         return True
 
-    def _expire_dead_local_holder(self, conn: Any, device: str, now: float) -> None:
-        """A holder that was a process on this machine and is gone: its lease ends now."""
-        row = conn.execute(select(_Lease).where(_Lease.device == device)).one_or_none()
-        if (row is not None and row.owner and row.owner != self.owner and row.expires_at is not None
-                and row.expires_at > now and row.owner_host == socket.gethostname()
-                and row.owner_pid and not _pid_alive(row.owner_pid)):
-            conn.execute(update(_Lease).where(_Lease.device == device).where(_Lease.owner == row.owner)
-                         .values(expires_at=now - 1e-3))
+    def _end_dead_local_holders(self, conn: Any, devices: list[str], now: float) -> None:
+        """A holder that was a process on this machine and is gone: its lease ends now,
+        logged as expired (the device is free at once, not after the TTL)."""
+        rows = conn.execute(select(_Lease).where(_Lease.device.in_(devices)).where(_Lease.owner.is_not(None))
+                            .where(_Lease.owner != self.owner).where(_Lease.expires_at > now)
+                            .where(_Lease.owner_host == socket.gethostname())).all()
+        for row in rows:
+            if not row.owner_pid or _pid_alive(row.owner_pid):
+                continue
+            ended = conn.execute(update(_Lease).where(_Lease.device == row.device).where(_Lease.owner == row.owner)
+                                 .values(owner=None, owner_label=None, owner_host=None, owner_pid=None,
+                                         acquired_at=None, expires_at=None)).rowcount
+            if ended == 1:
+                conn.execute(update(_LeaseLog).where(_LeaseLog.device == row.device)
+                             .where(_LeaseLog.owner == row.owner).where(_LeaseLog.released_at.is_(None))
+                             .values(released_at=now, ended="expired"))
 
     def acquire(self, device: str, wait: float = 0.0, poll: float = 0.25,
-                on_wait: Any = None) -> None:
+                on_wait: Any = None, purpose: str | None = None) -> None:
         """Take the lease on ``device``, waiting up to ``wait`` seconds while another run
         holds it; raise DeviceBusy (then) or DeviceQuarantined."""
         started = time.monotonic()
         told = False
-        while not self.try_acquire(device):
+        while not self.try_acquire(device, purpose):
             waited = time.monotonic() - started
             if waited >= wait:
                 holder = self.state(device)
@@ -229,6 +334,7 @@ class LeaseManager:
         now = time.time()
         with self._lock:
             log_id = self.held.pop(device, None)
+            self.lost.discard(device)
         if log_id is None:
             return
         with self.engine.begin() as conn:
@@ -255,11 +361,11 @@ class LeaseManager:
             self.release(device)
 
     def close(self) -> None:
+        """Stop the heartbeat and give back every lease (the engine is the process's: it stays)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.release_all()
-        self.engine.dispose()
 
     # ----------------------------------------------------------------- heartbeat
     def _start_heartbeat(self) -> None:
@@ -270,7 +376,10 @@ class LeaseManager:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_seconds):
-            self.renew()
+            try:
+                self.renew()
+            except SQLAlchemyError:
+                continue  # the database is away for a moment: try again at the next beat
 
     def renew(self) -> None:
         """Push the expiry of every held lease ttl seconds ahead (the heartbeat)."""
@@ -283,7 +392,8 @@ class LeaseManager:
                                        .where(_Lease.owner == self.owner)
                                        .values(expires_at=now + self.ttl)).rowcount
             if renewed != 1:
-                self.lost.add(device)
+                with self._lock:
+                    self.lost.add(device)
 
     # ----------------------------------------------------------------- quarantine and state
     def quarantine(self, device: str, reason: str, hours: float = QUARANTINE_HOURS) -> None:
@@ -315,9 +425,12 @@ class LeaseManager:
         return self.states([device])[0]
 
     def states(self, devices: Iterable[str]) -> list[DeviceState]:
+        """Each device's state; a lease whose holder process (on this machine) is gone is
+        ended on the way, so the device shows free."""
         names = list(devices)
         now = time.time()
-        with self.engine.connect() as conn:
+        with self.engine.begin() as conn:
+            self._end_dead_local_holders(conn, names, now)
             rows = {r.device: r for r in conn.execute(select(_Lease).where(_Lease.device.in_(names)))}
         out = []
         for name in names:
@@ -341,21 +454,15 @@ class LeaseManager:
             return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def _sqlite_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
 def quarantine_if_needed(manager: LeaseManager, device: str, record: Any) -> bool:
     """Quarantine ``device`` when ``record`` is an infrastructure failure of the board itself
     (it did not identify); True when it did."""
     details = getattr(record, "details", None) or {}
-    if getattr(record, "status", None) == "infra-error" and details.get("quarantine"):
+    if getattr(record, "status", None) == Status.INFRA_ERROR and details.get("quarantine"):
         manager.quarantine(device, record.message or "did not identify")
         return True
     return False
 
 
-__all__ = ["BoardUnavailable", "DeviceBusy", "DeviceQuarantined", "DeviceState", "LeaseManager",
-           "quarantine_if_needed"]
+__all__ = ["BoardUnavailable", "DeviceBusy", "DeviceQuarantined", "DeviceState", "LeaseManager", "LeasePolicy",
+           "held_in_process", "hold", "quarantine_if_needed", "shared_manager"]

@@ -1,7 +1,7 @@
 """QEMU boards: "flashing" an emulated board is (re)starting QEMU with the ELF.
 
 The UART is a TCP server with ``wait=on``: QEMU does not start the guest until
-the farm has connected, so no byte of output is lost (DESIGN.md). ``-icount
+the farm has connected, so no byte of output is lost (docs/ARCHITECTURE.md). ``-icount
 shift=N`` makes the guest clock follow executed instructions, so SysTick /
 mcycle counts are deterministic instruction counts rather than host-time noise.
 """
@@ -18,14 +18,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from farm.board.protocol import Timing
+from farm.config.capabilities import QEMU_BINARIES
 
-QEMU_BINARY = {
-    "mps2-an385": "qemu-system-arm",
-    "mps2-an386": "qemu-system-arm",
-    "mps2-an500": "qemu-system-arm",
-    "mps2-an505": "qemu-system-arm",
-    "sifive_e": "qemu-system-riscv32",
-}
+QEMU_BINARY = QEMU_BINARIES  # machine -> binary, from the capability table
 
 
 #: counters QEMU reads from the virtual clock (ns) under -icount
@@ -107,7 +102,7 @@ class QemuBoard:
             # of a few bytes waits for the host's delayed ACK (~40 ms per request)
             "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=on,nodelay=on",
             "-kernel", str(elf),
-            *extra_args,  # e.g. an execution trace (farm.preflight.portability.count_softfloat_calls)
+            *extra_args,  # e.g. an execution trace (farm.board.traces)
         ]
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT)
@@ -152,21 +147,3 @@ def _port_listening(port: int) -> bool:
     except OSError:
         return True  # cannot tell: let the connect retry loop handle it
 
-
-def run_traced(spec: EmulatorSpec, elf: Path, sample: bytes, inferences: int, qemu_log_args: tuple[str, ...],
-               timeout: float) -> None:
-    """Boot `elf` in a fresh emulator with QEMU logging on (``-d ... -D file`` in
-    `qemu_log_args`), load `sample` and run `inferences` inferences; the log is
-    complete when this returns (the emulator has exited)."""
-    from farm.board.session import Session
-    from farm.board.transport import open_transport
-
-    with QemuBoard(spec, elf, extra_args=qemu_log_args) as board:
-        transport = open_transport(board.url)
-        try:
-            session = Session(transport, timeout=timeout)
-            session.wait_ready()
-            session.load_input(sample)
-            session.run(inferences, timeout=timeout)
-        finally:
-            transport.close()

@@ -87,7 +87,9 @@ def build_key(model_dir: Path, target: BuildTarget, compiler: str) -> str:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created with its folder) for the block:
+    one process at a time builds one project or generates one model's sources."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -146,7 +148,7 @@ def build_firmware(model_dir: Path, target: BuildTarget, state_dir: Path) -> Fir
     manifest = project / "build.json"
     elf = project / ".pio" / "build" / "farm" / "firmware.elf"
     flags = " ".join((*target.machine.flags, *OPT_FLAGS))
-    with _locked(project.parent / f".{key[:20]}.lock"):
+    with locked(project.parent / f".{key[:20]}.lock"):
         if manifest.is_file() and elf.is_file():
             info = json.loads(manifest.read_text())
             return FirmwareBuild(elf, key, target.board, compiler, flags, target.machine.float_abi, True,
@@ -159,7 +161,7 @@ def build_firmware(model_dir: Path, target: BuildTarget, state_dir: Path) -> Fir
         (project / "platformio.ini").write_text(_platformio_ini(target, key, project))
         ensure_core_dir(state_dir)
         started = time.monotonic()
-        with _locked(state_dir / ".pio-core.lock"):
+        with locked(state_dir / ".pio-core.lock"):
             proc = subprocess.run(
                 [sys.executable, "-m", "platformio", "run", "-d", str(project)],
                 capture_output=True,

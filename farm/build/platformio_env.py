@@ -4,8 +4,8 @@ PlatformIO 6.2 wants the core package ``tool-scons ~4.41101.0`` (SCons 4.11.1) a
 would otherwise fetch it from the registry, which is unreachable here. We place it
 ourselves from the ``scons`` wheel installed in this environment, with the
 ``package.json`` and the ``.piopm`` metadata (owner ``platformio``) that make
-PlatformIO accept the folder as installed. See DESIGN.md, "Facts about the offline
-toolchain".
+PlatformIO accept the folder as installed. See the README, "What the set-up does"
+(and docs/ARCHITECTURE.md, "State folder").
 """
 
 from __future__ import annotations

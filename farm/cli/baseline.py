@@ -7,11 +7,12 @@ import json
 import click
 from rich.markup import escape
 
-from farm.cli.main import FarmUsageError, _devices_option, out
-from farm.cli.store_options import db_option, open_store, resolve_run, run_label
+from farm.cli.common import FarmUsageError, db_url, farm_options, open_store, out, resolve_run
+from farm.report.labels import run_label
 
 
 @click.group("baseline")
+@farm_options
 def baseline() -> None:
     """Show, pin or unpin the baseline of the nightly.
 
@@ -24,12 +25,12 @@ def baseline() -> None:
 
 
 @baseline.command("show")
-@_devices_option
-@db_option
+@farm_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show(db_url: str | None, as_json: bool) -> None:
+@click.pass_context
+def show(ctx: click.Context, as_json: bool) -> None:
     """The run the next nightly will be compared with, and why."""
-    store = open_store(db_url)
+    store = open_store(db_url(ctx))
     pinned = store.pinned_baseline()
     last = store.last_passing_run("nightly")
     current = resolve_run(store, "baseline") if (pinned is not None or last is not None) else None
@@ -51,12 +52,12 @@ def show(db_url: str | None, as_json: bool) -> None:
 
 
 @baseline.command("pin")
-@_devices_option
+@farm_options
 @click.argument("run_ref", metavar="RUN")
-@db_option
-def pin(run_ref: str, db_url: str | None) -> None:
+@click.pass_context
+def pin(ctx: click.Context, run_ref: str) -> None:
     """Pin RUN (an id, or 'latest' / 'latest-nightly') as the baseline of every later nightly."""
-    store = open_store(db_url)
+    store = open_store(db_url(ctx))
     if run_ref == "baseline":
         raise FarmUsageError("pin takes a run id, 'latest' or 'latest-nightly'")
     run = resolve_run(store, run_ref)
@@ -69,11 +70,11 @@ def pin(run_ref: str, db_url: str | None) -> None:
 
 
 @baseline.command("unpin")
-@_devices_option
-@db_option
-def unpin(db_url: str | None) -> None:
+@farm_options
+@click.pass_context
+def unpin(ctx: click.Context) -> None:
     """Forget the pinned run: the baseline is the last passing nightly again."""
-    store = open_store(db_url)
+    store = open_store(db_url(ctx))
     was = store.unpin_baseline()
     last = store.last_passing_run("nightly")
     out.print((f"unpinned run {was}; " if was is not None else "no run was pinned; ")

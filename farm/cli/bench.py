@@ -15,12 +15,12 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from farm.cli.main import EXIT_FAILED, EXIT_OK, FarmUsageError, _check_models_and_variants, _ctx_devices, \
-    _devices_option, _load_inventory, _select_devices, err, out
+from farm.cli.common import EXIT_FAILED, EXIT_OK, check_models_and_variants, db_url, default_models, devices_file, \
+    err, farm_options, lease_options, lease_policy, load_inventory, open_store, out, print_skipped, select_devices
 
 
 @click.command("bench")
-@_devices_option
+@farm_options
 @click.option("--model", "model_names", multiple=True, help="Model name (repeatable; default: the whole zoo).")
 @click.option("--device", "device_names", multiple=True, help="Device name (repeatable; default: all).")
 @click.option("--variant", "variants", multiple=True,
@@ -30,9 +30,11 @@ from farm.cli.main import EXIT_FAILED, EXIT_OK, FarmUsageError, _check_models_an
                    "(the truth they are tested against; for a before/after).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: rows, speedups and goals.")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown (for the README).")
+@lease_options
 @click.pass_context
 def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[str, ...],
-          variants: tuple[str, ...], kernels: str, as_json: bool, markdown: bool) -> None:
+          variants: tuple[str, ...], kernels: str, as_json: bool, markdown: bool, lease_wait: float,
+          skip_busy: bool) -> None:
     """Benchmark the zoo: count per inference and per MAC, sizes, arena vs TFLM, int8 speedup.
 
     \b
@@ -47,32 +49,30 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
     A build too big for a board is reported as not fitting, with the numbers.
     Exit code 1 when a measurement fails (anything but ok or does-not-fit).
     """
-    from farm.measure.bench import ACCEPTED, run_bench, speedups
     from farm.board.leases import DeviceBusy, DeviceQuarantined, LeaseManager, quarantine_if_needed
-    from farm.models import list_models
-    from farm.models.registry import registered_models
+    from farm.config.state import state_dir
+    from farm.measure.bench import ACCEPTED, run_bench, speedups
     from farm.measure.job import measure_one
-    from farm.store.results import ResultsStore
-    from farm.config.state import default_db_url, state_dir
     from farm.store.vcs import git_commit
 
-    chosen = _select_devices(_load_inventory(_ctx_devices(ctx)), device_names)
-    _check_models_and_variants(model_names, variants, registered_models())
-    models = list(model_names) or list_models()
+    chosen = select_devices(load_inventory(devices_file(ctx)), device_names)
+    check_models_and_variants(model_names, variants)
+    models = list(model_names) or default_models()
     state = state_dir()
-    store = ResultsStore(default_db_url(state))
+    store = open_store(db_url(ctx))
     run_id = store.start_run("run", git_commit())  # a bench is a run of measurements
-    leases = LeaseManager(store.url, purpose=f"farm bench {run_id}")
+    lease = lease_policy(ctx, lease_wait, skip_busy, purpose=f"farm bench {run_id}")
+    leases = LeaseManager(store.url, purpose=lease.purpose)
     held: set[str] = set()
     failed = False
 
     def measure(device, model, variant):  # one run at a time on a device (farm.board.leases)
-        if device.name not in held:
-            leases.acquire(device.name, wait=900.0, on_wait=lambda message: err.print(escape(message)))
+        if device.name not in held:  # held from its first measurement to the end of the bench
+            leases.acquire(device.name, wait=lease.wait, on_wait=lambda message: err.print(escape(message)))
             held.add(device.name)
         with err.status(f"{device.name} {model}/{variant}") as status:
             record = measure_one(device, model, variant, state=state, progress=lambda msg: status.update(escape(msg)),
-                                 kernels=kernels)
+                                 kernels=kernels, lease=lease)
         quarantine_if_needed(leases, device.name, record)
         return record
 
@@ -90,7 +90,8 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
                              progress=lambda msg: status.update(escape(msg)), on_row=on_row, kernels=kernels)
     except (DeviceBusy, DeviceQuarantined) as exc:
         store.finish_run(run_id, "failed")
-        raise FarmUsageError(str(exc)) from None
+        print_skipped(exc)
+        sys.exit(EXIT_FAILED)
     finally:
         for name in held:
             leases.release(name)

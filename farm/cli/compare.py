@@ -8,19 +8,19 @@ from pathlib import Path
 
 import click
 
-from farm.cli.main import EXIT_FAILED, EXIT_OK, _devices_option, out
-from farm.cli.store_options import db_option, load_thresholds_for_cli, open_store, resolve_run, thresholds_option
+from farm.cli.common import EXIT_FAILED, EXIT_OK, db_url, farm_options, load_thresholds_for_cli, open_store, out, \
+    resolve_run, thresholds_option
 
 
 @click.command("compare")
-@_devices_option
+@farm_options
 @click.argument("before", default="baseline", metavar="[A]")
 @click.argument("after", default="latest", metavar="[B]")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
 @click.option("--all", "show_noise", is_flag=True, help="Also list changes within a real board's noise band.")
-@db_option
 @thresholds_option
-def compare(before: str, after: str, as_json: bool, show_noise: bool, db_url: str | None,
+@click.pass_context
+def compare(ctx: click.Context, before: str, after: str, as_json: bool, show_noise: bool,
             thresholds_file: Path | None) -> None:
     """Show what changed from run A (before) to run B (after), metric by metric.
 
@@ -35,7 +35,7 @@ def compare(before: str, after: str, as_json: bool, show_noise: bool, db_url: st
     from farm.report.console import comparison_summary, print_comparison
 
     thresholds = load_thresholds_for_cli(thresholds_file)
-    store = open_store(db_url)
+    store = open_store(db_url(ctx))
     run_a = resolve_run(store, before)
     run_b = resolve_run(store, after)
     reason = "given" if before != "baseline" else ("pinned" if store.pinned_baseline() == run_a.id

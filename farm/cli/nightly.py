@@ -11,28 +11,25 @@ from pathlib import Path
 
 import click
 
-from farm.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, _ctx_devices, _devices_option, _load_inventory, err, out
-from farm.cli.store_options import db_option, db_url_for, load_thresholds_for_cli, open_store, thresholds_option
+from farm.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, db_url, devices_file, err, farm_options, \
+    lease_options, load_inventory, load_thresholds_for_cli, open_store, out, thresholds_option
 
 
-@click.command()
-@_devices_option
+@click.command("nightly")
+@farm_options
 @click.option("--junit", "junit", type=click.Path(path_type=Path),
               help="Also write JUnit XML here (the HIL tests, and a farm.judge.regression suite).")
 @click.option("-k", "keyword", help="Only run HIL tests matching this pytest -k expression.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the run's results as JSON lines at the end, then one line with the comparison.")
-@db_option
 @thresholds_option
 @click.option("--report", "report_file", type=click.Path(path_type=Path),
               help="Also write the HTML report of this run here (like farm report --output).")
 @click.option("--progress/--no-progress", "live", default=None,
               help="Live progress display (default: when stdout is a terminal; else one log line per result).")
-@click.option("--lease-wait", "lease_wait", type=float, default=900.0, show_default=True, metavar="SECONDS",
-              help="Wait this long for a device that another run holds, then skip it.")
-@click.option("--skip-busy", is_flag=True, help="Skip devices that another run holds, without waiting.")
+@lease_options
 @click.pass_context
-def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json: bool, db_url: str | None,
+def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json: bool,
             thresholds_file: Path | None, report_file: Path | None, live: bool | None,
             lease_wait: float, skip_busy: bool) -> None:
     """Run the HIL suite (tests/hil) on every device of the inventory and judge it against the baseline.
@@ -54,16 +51,16 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     from farm.config.state import state_dir
     from farm.store.vcs import git_commit
 
-    devices_file = _ctx_devices(ctx)
-    _load_inventory(devices_file)  # fail fast, with file/line/field
+    inventory_file = devices_file(ctx)
+    load_inventory(inventory_file)  # fail fast, with file/line/field
     thresholds = load_thresholds_for_cli(thresholds_file)
     state = state_dir()
-    url = db_url_for(db_url)
+    url = db_url(ctx)
     store = open_store(url)
     run_id = store.start_run("nightly", git_commit())
     hil = Path(__file__).resolve().parents[2] / "tests" / "hil"
     os.environ["FARM_HOME"] = str(state)  # the suite's measurements share this state folder
-    args = [str(hil), "-p", "no:cacheprovider", "-q", "-ra", f"--farm-devices={devices_file.resolve()}",
+    args = [str(hil), "-p", "no:cacheprovider", "-q", "-ra", f"--farm-devices={inventory_file.resolve()}",
             f"--farm-run-id={run_id}", f"--farm-db={url}", "--rootdir", str(hil), "--confcutdir", str(hil)]
     args.append("--farm-skip-busy" if skip_busy else f"--farm-lease-wait={lease_wait}")  # farm.board.leases
     if junit:
@@ -89,7 +86,7 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     store.update_run_details(run_id, tests=progress.outcomes, pytest_exit_code=int(code), seconds=round(seconds, 2),
                              measured=progress.measured_count, firmware_built=progress.built,
                              firmware_cached=progress.cached, thresholds=thresholds.source,
-                             devices_file=str(devices_file), keyword=keyword)
+                             devices_file=str(inventory_file), keyword=keyword)
     store.finish_run(run_id, status)
     comparison.current = store.run(run_id)
 

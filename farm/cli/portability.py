@@ -18,22 +18,24 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from farm.cli.main import EXIT_FAILED, EXIT_OK, _check_models_and_variants, _ctx_devices, _devices_option, \
-    _load_inventory, _select_devices, err, out
+from farm.cli.common import EXIT_FAILED, EXIT_OK, check_models_and_variants, default_models, devices_file, err, \
+    farm_options, lease_options, lease_policy, load_inventory, out, print_skipped, select_devices
 from farm.preflight.matrix import GOOD, PortabilityCell, portability_cell
 
 
 @click.command("portability")
-@_devices_option
+@farm_options
 @click.option("--device", "device_names", multiple=True, help="Device name (repeatable; default: all).")
 @click.option("--model", "model_names", multiple=True, help="Model name (repeatable; default: all).")
 @click.option("--variant", "variants", multiple=True,
               help="float32, int8-weights or int8 (repeatable; default: all three).")
 @click.option("--static-only", is_flag=True, help="Build and check only; do not run anything on the boards.")
 @click.option("--json", "as_json", is_flag=True, help="Print the matrix as a JSON list of cells.")
+@lease_options
 @click.pass_context
 def portability(ctx: click.Context, device_names: tuple[str, ...], model_names: tuple[str, ...],
-                variants: tuple[str, ...], static_only: bool, as_json: bool) -> None:
+                variants: tuple[str, ...], static_only: bool, as_json: bool, lease_wait: float,
+                skip_busy: bool) -> None:
     """The portability matrix, model x variant x device: runs / does not fit / not portable (why) / faulted.
 
     \b
@@ -47,20 +49,29 @@ def portability(ctx: click.Context, device_names: tuple[str, ...], model_names: 
     soft-float calls one inference makes (measured on emulated boards).
     Exit code 1 when a cell does not run (or, with --static-only, does not pass).
     """
-    from farm.models import VARIANTS, list_models
+    from farm.board.leases import DeviceBusy
     from farm.config.state import state_dir
+    from farm.models import VARIANTS
 
-    chosen = _select_devices(_load_inventory(_ctx_devices(ctx)), device_names)
-    known = list_models()
-    _check_models_and_variants(model_names, variants, known)
+    chosen = select_devices(load_inventory(devices_file(ctx)), device_names)
+    check_models_and_variants(model_names, variants)
     state = state_dir()
+    lease = lease_policy(ctx, lease_wait, skip_busy, purpose="farm portability")  # each board run is leased
+    busy: set[str] = set()  # devices another run held: skipped for the rest of the matrix
     cells = []
-    for model in model_names or known:
+    for model in model_names or default_models():
         for variant in variants or VARIANTS:
             for device in chosen:
-                with err.status(f"{device.name} {model}/{variant}") as status:
-                    cell = portability_cell(device, model, variant, state, run=not static_only,
-                                            progress=lambda msg: status.update(escape(msg)))
+                if device.name in busy:
+                    continue
+                try:
+                    with err.status(f"{device.name} {model}/{variant}") as status:
+                        cell = portability_cell(device, model, variant, state, run=not static_only,
+                                                progress=lambda msg: status.update(escape(msg)), lease=lease)
+                except DeviceBusy as exc:
+                    print_skipped(exc)
+                    busy.add(device.name)
+                    continue
                 cells.append(cell)
                 if not as_json:
                     err.print(escape(f"{device.name} {model}/{variant}: {cell.status}"))
@@ -68,7 +79,7 @@ def portability(ctx: click.Context, device_names: tuple[str, ...], model_names: 
         click.echo(json.dumps([c.to_json() for c in cells], indent=2))
     else:
         print_matrix(cells, [d.name for d in chosen], static_only)
-    sys.exit(EXIT_OK if all(c.status in GOOD for c in cells) else EXIT_FAILED)
+    sys.exit(EXIT_OK if not busy and all(c.status in GOOD for c in cells) else EXIT_FAILED)
 
 
 def print_matrix(cells: list[PortabilityCell], devices: list[str], static_only: bool) -> None:

@@ -8,12 +8,12 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from farm.cli.main import FarmUsageError, _check_models_and_variants, _ctx_devices, _devices_option, _load_inventory, \
-    _select_devices, err, out
+from farm.cli.common import FarmUsageError, check_models_and_variants, devices_file, err, farm_options, \
+    lease_options, lease_policy, load_inventory, out, print_skipped, select_devices
 
 
 @click.command("profile")
-@_devices_option
+@farm_options
 @click.option("--device", "device_name", required=True, help="An emulated device of the inventory.")
 @click.option("--model", required=True, help="A model of the zoo.")
 @click.option("--variant", default="int8", show_default=True, help="float32, int8-weights or int8.")
@@ -21,9 +21,10 @@ from farm.cli.main import FarmUsageError, _check_models_and_variants, _ctx_devic
               help="The code generator's int8 kernels.")
 @click.option("--top", default=15, show_default=True, help="How many functions to list (the rest are summed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole profile as one JSON object.")
+@lease_options
 @click.pass_context
 def profile(ctx: click.Context, device_name: str, model: str, variant: str, kernels: str, top: int,
-            as_json: bool) -> None:
+            as_json: bool, lease_wait: float, skip_busy: bool) -> None:
     """Where one inference's instructions go: a count per function, measured.
 
     \b
@@ -36,32 +37,29 @@ def profile(ctx: click.Context, device_name: str, model: str, variant: str, kern
     Emulated boards only; a trace of a big float model on a core without an FPU
     takes minutes.
     """
-    from farm.models import build_variant
-    from farm.models.registry import registered_models
-    from farm.models.native_output import native_output_to
-    from farm.measure.job import DoesNotFit, check_fits, prepare_firmware
-    from farm.preflight.portability import PortabilityError
-    from farm.measure.profile import profile_inference
-    from farm.config.state import state_dir
+    import sys
 
-    device = _select_devices(_load_inventory(_ctx_devices(ctx)), (device_name,))[0]
+    from farm.board.leases import DeviceBusy, DeviceQuarantined
+    from farm.cli.common import EXIT_FAILED
+    from farm.config.state import state_dir
+    from farm.measure.profile import profile_one
+    from farm.preflight.checks import DoesNotFit
+    from farm.preflight.disassembly import PortabilityError
+
+    device = select_devices(load_inventory(devices_file(ctx)), (device_name,))[0]
     if getattr(device, "emulator", None) is None:
         raise FarmUsageError(f"device {device.name} is not emulated: profiles come from QEMU's execution trace")
-    _check_models_and_variants((model,), (variant,), registered_models())
-    state = state_dir()
+    check_models_and_variants((model,), (variant,))
+    lease = lease_policy(ctx, lease_wait, skip_busy, purpose="farm profile")
     with err.status(f"{device.name} {model}/{variant}: building") as status:
-        with native_output_to(state / "logs" / "tensorflow.log"):
-            art = build_variant(model, variant, state / "models")
         try:
-            fw = prepare_firmware(art.tflite_path, model, variant, device, state, kernels=kernels)
-            check_fits(device, fw)
-        except DoesNotFit as exc:
+            result = profile_one(device, model, variant, state=state_dir(), kernels=kernels, lease=lease,
+                                 progress=lambda msg: status.update(escape(msg)))
+        except (DoesNotFit, PortabilityError) as exc:
             raise FarmUsageError(str(exc)) from None
-        status.update(f"{device.name} {model}/{variant}: tracing")
-        try:
-            result = profile_inference(device, fw.build.elf, art.test_inputs[0].tobytes())
-        except PortabilityError as exc:
-            raise FarmUsageError(str(exc)) from None
+        except (DeviceBusy, DeviceQuarantined) as exc:
+            print_skipped(exc)
+            sys.exit(EXIT_FAILED)
     if as_json:
         doc = result.to_json()
         doc.update(model=model, variant=variant, kernels=kernels)

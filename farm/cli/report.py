@@ -6,21 +6,21 @@ from pathlib import Path
 
 import click
 
-from farm.cli.main import _devices_option, err
-from farm.cli.store_options import db_option, load_thresholds_for_cli, open_store, resolve_run, thresholds_option
+from farm.cli.common import db_url, err, farm_options, load_thresholds_for_cli, open_store, resolve_run, \
+    thresholds_option
 
 
 @click.command("report")
-@_devices_option
+@farm_options
 @click.option("--run", "run_ref", default="latest-nightly", show_default=True,
               help="Run id, 'latest', 'latest-nightly' or 'baseline'.")
 @click.option("--output", "-o", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The HTML file to write.")
 @click.option("--last", "last", default=20, show_default=True, type=click.IntRange(min=1),
               help="Nightlies in the trend plots.")
-@db_option
 @thresholds_option
-def report(run_ref: str, output: Path, last: int, db_url: str | None, thresholds_file: Path | None) -> None:
+@click.pass_context
+def report(ctx: click.Context, run_ref: str, output: Path, last: int, thresholds_file: Path | None) -> None:
     """Write a self-contained HTML report of a run (plots inline, no external files).
 
     \b
@@ -33,7 +33,7 @@ def report(run_ref: str, output: Path, last: int, db_url: str | None, thresholds
     from farm.report.html import write_report
 
     thresholds = load_thresholds_for_cli(thresholds_file)
-    store = open_store(db_url)
+    store = open_store(db_url(ctx))
     if run_ref == "latest-nightly" and store.latest_run("nightly") is None:
         run_ref = "latest"  # no nightly yet: report the latest run of any kind
     run = resolve_run(store, run_ref)

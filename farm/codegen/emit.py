@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from farm.codegen.errors import CodegenError
-from farm.codegen.lowering import LoweredModel, Step
+from farm.codegen.ir import LoweredModel, Step
 from farm.codegen.planner import MemoryPlan
 
 ALIGN = "__attribute__((aligned(16)))"
@@ -88,7 +88,7 @@ def _literals(values: np.ndarray, dtype: str) -> list[str]:
 
 class Emitter:
     """Collects the declarations (constants, parameter structs) and the kernel calls
-    of one model.c. A `Step` emits itself through these helpers."""
+    of one model.c. A `Step` emits itself through these helpers (farm.codegen.ir.StepEmitter)."""
 
     def __init__(self, lowered: LoweredModel, plan: MemoryPlan) -> None:
         self.lowered = lowered

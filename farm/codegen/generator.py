@@ -8,7 +8,8 @@ from pathlib import Path
 import farm
 from farm.codegen.emit import c_string, emit_header, emit_source
 from farm.codegen.errors import CodegenError
-from farm.codegen.lowering import LoweredModel, lower
+from farm.codegen.ir import LoweredModel
+from farm.codegen.lowering import lower
 from farm.codegen.planner import MemoryPlan, lifetimes, plan_memory
 from farm.codegen.tflite_reader import read_tflite
 
@@ -52,7 +53,7 @@ def generate(tflite_path: Path, out_dir: Path, *, name: str, variant: str,
              kernels: str = "optimized") -> GeneratedModel:
     """Write out_dir/model.c and out_dir/model_generated.h for the model at `tflite_path`.
 
-    `kernels` ("optimized" or "reference", farm.codegen.lowering.KERNEL_SETS): the
+    `kernels` ("optimized" or "reference", farm.codegen.ir.KERNEL_SETS): the
     optimized int8 kernels where an op allows, or the plain reference kernels only.
 
     Everything is checked (and raises CodegenError subclasses) before a file is written.

@@ -28,7 +28,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from farm.store.records import is_modelled
 from farm.store.results import Finding, ResultRecord, ResultsStore, RunRecord
+from farm.store.status import RunStatus
 from farm.config.thresholds import Rules, Thresholds
 
 #: the metrics a comparison looks at, in report order, with a label for people
@@ -58,6 +60,7 @@ class Comparison:
     baseline: RunRecord | None
     findings: list[Finding] = field(default_factory=list)
     baseline_reason: str = ""  # "pinned", "last passing nightly", "given", or why there is none
+    stored: bool = False  # read back from the store (judged when the run ran), not computed now
 
     def of(self, *severities: str) -> list[Finding]:
         return [f for f in self.findings if f.severity in severities]
@@ -87,14 +90,22 @@ def finding_json(finding: Finding) -> dict[str, Any]:
 
 
 def choose_baseline(store: ResultsStore, run: RunRecord) -> tuple[RunRecord | None, str]:
-    """(baseline, why): the pinned run, else the last passing nightly before ``run``."""
+    """(baseline, why): the pinned run, else the last passing nightly before ``run``.
+
+    An aborted run (its process gone before it finished) is never a baseline, pinned or not.
+    """
     pinned = store.pinned_baseline()
     if pinned is not None and pinned != run.id:
-        return store.run(pinned), "pinned"
+        candidate = store.run(pinned)
+        if candidate.status != RunStatus.ABORTED:
+            return candidate, "pinned"
+        skipped = f" (pinned run {pinned} was aborted)"
+    else:
+        skipped = ""
     last = store.last_passing_run("nightly", before=run.id)
     if last is not None:
-        return last, "last passing nightly"
-    return None, "no passing nightly before this run"
+        return last, "last passing nightly" + skipped
+    return None, "no passing nightly before this run" + skipped
 
 
 def compare_runs(store: ResultsStore, baseline: RunRecord | None, current: RunRecord, thresholds: Thresholds,
@@ -103,6 +114,21 @@ def compare_runs(store: ResultsStore, baseline: RunRecord | None, current: RunRe
         return Comparison(current, None, [], reason)
     findings = compare_records(store.results_for_run(baseline.id), store.results_for_run(current.id), thresholds)
     return Comparison(current, baseline, findings, reason)
+
+
+def compare_with_baseline(store: ResultsStore, run: RunRecord, thresholds: Thresholds) -> Comparison:
+    """``run`` compared with the baseline :func:`choose_baseline` picks, without storing anything."""
+    baseline, reason = choose_baseline(store, run)
+    return compare_runs(store, baseline, run, thresholds, reason)
+
+
+def stored_comparison(store: ResultsStore, run: RunRecord) -> Comparison | None:
+    """The comparison :func:`judge` stored with ``run`` when it ran, or None if it was not judged."""
+    findings = store.findings_for_run(run.id)
+    if run.baseline_id is None and run.regressions is None and not findings:
+        return None
+    baseline = store.run(run.baseline_id) if run.baseline_id is not None else None
+    return Comparison(run, baseline, findings, (run.details or {}).get("baseline_reason", ""), stored=True)
 
 
 def judge(store: ResultsStore, run_id: int, thresholds: Thresholds) -> Comparison:
@@ -242,8 +268,7 @@ def _energy(a: ResultRecord, b: ResultRecord, rules: Rules) -> Finding | None:
     if a.energy_uj is None or b.energy_uj is None or a.energy_uj == b.energy_uj:
         return None
     pct = _pct(a.energy_uj, b.energy_uj)
-    modelled = (b.energy_source or "").startswith("modelled")
-    if modelled:
+    if is_modelled(b.energy_source):
         severity = "changed" if b.energy_uj > a.energy_uj else "improved"
         return _finding(b, "energy", severity, a.energy_uj, b.energy_uj, unit="µJ", pct=pct,
                         reason="modelled from the count (the count rule decides)")

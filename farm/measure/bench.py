@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from farm.report.figures import float32_counts, speedup_vs_float32
+
 Progress = Callable[[str], None]
 
 #: bench statuses that are a verdict, not a failure: the build is refused with its numbers
@@ -116,12 +118,15 @@ def row_from(record: Any, device: Any, figures: ModelFigures) -> BenchRow:
 
 def fill_speedups(rows: Sequence[BenchRow]) -> None:
     """Set speedup_vs_float32 on every measured row whose model has a float32 count on its device."""
-    float32 = {(r.model, r.device): r.count_per_inference for r in rows
-               if r.variant == "float32" and r.count_per_inference}
+    float32 = float32_counts(rows, count=_bench_count)
     for r in rows:
-        base = float32.get((r.model, r.device))
-        if base and r.count_per_inference:
-            r.speedup_vs_float32 = base / r.count_per_inference
+        value = speedup_vs_float32(r, float32, count=_bench_count)
+        if value is not None:
+            r.speedup_vs_float32 = value
+
+
+def _bench_count(row: BenchRow) -> float | None:
+    return row.count_per_inference  # None unless the result was ok (row_from)
 
 
 def speedups(rows: Iterable[BenchRow]) -> list[dict[str, Any]]:

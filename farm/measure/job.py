@@ -1,22 +1,25 @@
-"""Glue of the pipeline: one (device, model, variant) -> one stored-ready ResultRecord.
+"""The job: one (device, model, variant) through every stage, with one map from failures to statuses.
 
-model artifacts -> generated C -> firmware ELF -> preflight (sizes, portability
-scan of the ELF for the device's core) -> board -> timing + outputs -> comparison
-with the host reference -> energy. Every failure becomes a status with a sentence
-(does-not-fit, not-portable, faulted, hung, error); nothing here raises for a
-board problem, so a run goes on with the next board.
+model artifacts -> prepare firmware (generated C, ELF; farm.build.prepare) -> fits
+-> portability scan (farm.preflight.checks) -> open_board, under the device's lease
+-> the caller's board work -> status. :func:`run_job` is that sequence, for every
+command that puts a model on a board: ``farm run`` and the nightly
+(:func:`measure_one`), ``farm portability`` (farm.preflight.matrix.portability_cell),
+``farm profile`` (farm.measure.profile.profile_one) and ``farm infer`` (:func:`infer`).
+
+Every failure becomes a status with a sentence by :func:`status_of` (does-not-fit,
+not-portable, faulted, hung, error, infra-error); nothing here raises for a board
+problem, so a run goes on with the next board. Two things do propagate: a device
+that another run holds or that is quarantined (DeviceBusy, DeviceQuarantined: the
+caller reports it skipped), and an exception the map does not know (a bug).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import re
-import os
-import shutil
-import threading
+import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +27,25 @@ import numpy as np
 
 import farm
 from farm import codegen
-from farm.board.registry import open_board
-from farm.preflight.elfinfo import elf_sizes, file_sha256
+from farm.board.driver import BoardConnection
+from farm.board.infra import InfraError
+from farm.board.leases import DeviceBusy, DeviceQuarantined, LeasePolicy, hold
 from farm.board.qemu import EmulatorError
-from farm.power.energy import EnergyError, PowerMonitorNotImplementedError, energy_per_inference
-from farm.board.faults import decode_fault
-from farm.board.infra import INFRA_STATUS, InfraError
-from farm.power.capture import energy_window
-from farm.build.firmware import BuildTarget, FirmwareBuild, FirmwareBuildError, _locked, build_firmware
-from farm.config.machine_flags import machine_flags
-from farm.models.native_output import native_output_to
-from farm.measure.timing import MeasurePlan, collect_outputs, measure_timing
+from farm.board.registry import open_board
+from farm.board.session import DeviceFault, DeviceHung, DeviceRefused
+from farm.build.elf import file_sha256
+from farm.build.firmware import BuildTarget, FirmwareBuildError
+from farm.build.prepare import PreparedFirmware, prepare_firmware
+from farm.measure.timing import MeasurePlan, TimingResult, collect_outputs, measure_timing
 from farm.models import ModelArtifacts, build_variant
 from farm.models.metrics import score
-from farm.preflight.portability import PortabilityError, PortabilityReport, check_device, lacking_instruction_at
+from farm.models.native_output import native_output_to
+from farm.power.capture import energy_window
+from farm.power.energy import EnergyError, PowerMonitorNotImplementedError, energy_per_inference
+from farm.preflight.checks import DoesNotFit, NotPortable, check_fits, check_portable, fault_status
+from farm.preflight.portability import PortabilityError, PortabilityReport
 from farm.store.results import ResultRecord
-from farm.board.session import DeviceFault, DeviceHung, DeviceRefused
+from farm.store.status import CellStatus, Status, Unit
 
 Progress = Callable[[str], None]
 
@@ -49,122 +55,194 @@ Progress = Callable[[str], None]
 FLOAT_TOLERANCE = 1e-4
 
 
-class DoesNotFit(RuntimeError):
-    """The ELF needs more flash or RAM than the device has."""
-
-
-class NotPortable(DoesNotFit):
-    """The ELF uses what the device's core lacks (FPU, DSP, ...) or breaks a
-    variant's rule (an int8 build that is not float-free). Like DoesNotFit, the
-    build is refused before flashing (callers that catch DoesNotFit refuse it too)."""
-
-    def __init__(self, message: str, report: PortabilityReport | None = None) -> None:
-        super().__init__(message)
-        self.report = report
-
-
-@dataclass(frozen=True)
-class PreparedFirmware:
-    generated: Any  # codegen.GeneratedModel
-    build: FirmwareBuild
-    flash_bytes: int
-    ram_bytes: int
-
-
 def _quiet(_: str) -> None:
     pass
 
 
-def target_for(device: Any) -> BuildTarget:
-    return BuildTarget(device.board, machine_flags(device.core, device.fpu, device.dsp),
-                       getattr(device, "platform", None))
+# --------------------------------------------------------------------------- the one map
 
 
-def prepare_firmware(tflite: Path, name: str, variant: str, device: Any, state: Path,
-                     target: BuildTarget | None = None, kernels: str = "optimized") -> PreparedFirmware:
-    """Generate C for the model and build it for the device (both cached).
-
-    ``kernels``: the code generator's kernel set ("optimized", or "reference" for
-    the plain reference kernels only; farm.codegen.lowering.KERNEL_SETS)."""
-    codegen.check_supported(tflite)
-    digest = hashlib.sha256(tflite.read_bytes()).hexdigest()[:20]
-    suffix = "" if kernels == "optimized" else f"-{kernels}"
-    gen_dir = state / "generated" / f"{name}-{variant}-{digest}{suffix}"
-    # Runs may share the state folder (two nightlies at once): generate into a folder of
-    # this process's own, and replace and build from the shared one under a lock.
-    tmp = gen_dir.with_name(f"{gen_dir.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    generated = codegen.generate(tflite, tmp, name=name, variant=variant, kernels=kernels)
-    try:
-        with _locked(gen_dir.with_name(f".{gen_dir.name}.lock")):
-            if gen_dir.exists():
-                shutil.rmtree(gen_dir)
-            tmp.rename(gen_dir)
-            build = build_firmware(gen_dir, target or target_for(device), state)
-    except FirmwareBuildError as exc:
-        overflow = _linker_overflow(str(exc), device)
-        if overflow:
-            raise DoesNotFit(overflow) from None
-        raise
-    sizes = elf_sizes(build.elf)
-    return PreparedFirmware(generated, build, sizes.flash_bytes, sizes.ram_bytes)
+#: failures that are "error": the farm could not build or run the job (not a board verdict)
+ERRORS: tuple[type[Exception], ...] = (DeviceRefused, FirmwareBuildError, EmulatorError, codegen.CodegenError,
+                                       PowerMonitorNotImplementedError, EnergyError, PortabilityError)
 
 
-_OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
+def status_of(exc: BaseException, device: Any, elf: Path | None) -> tuple[Status, str] | None:
+    """The job's status and sentence for a failure; None for what the job does not report
+    (DeviceBusy / DeviceQuarantined: the caller skips the device; anything unknown: a bug).
 
-
-def _linker_overflow(log: str, device: Any) -> str | None:
-    """The linker's "region `RAM' overflowed by N bytes" as a does-not-fit sentence."""
-    found = {name: int(n) for name, n in _OVERFLOW.findall(log)}
-    if not found:
+    Checked in this order: InfraError (the farm could not use the board: no verdict on the
+    firmware) -> NotPortable -> DoesNotFit (NotPortable is one) -> DeviceFault (decoded:
+    not-portable or faulted) -> DeviceHung -> the build/run errors of :data:`ERRORS`."""
+    if isinstance(exc, (DeviceBusy, DeviceQuarantined)):
         return None
-    sizes = {"FLASH": ("flash", device.flash_bytes), "RAM": ("RAM", device.ram_bytes)}
-    parts = []
-    for region, over in found.items():
-        what, have = sizes.get(region, (region, None))
-        if have is not None:
-            parts.append(f"{what}: needs {have + over} bytes, {device.name} has {have} (refused by the linker)")
-        else:
-            parts.append(f"{what}: {over} bytes too many (refused by the linker)")
-    return "; ".join(parts)
+    if isinstance(exc, InfraError):
+        return Status.INFRA_ERROR, str(exc)
+    if isinstance(exc, NotPortable):
+        return Status.NOT_PORTABLE, str(exc)
+    if isinstance(exc, DoesNotFit):
+        return Status.DOES_NOT_FIT, str(exc)
+    if isinstance(exc, DeviceFault):
+        return fault_status(exc, device, elf)
+    if isinstance(exc, DeviceHung):
+        return Status.HUNG, f"{device.name} stopped answering: {exc}"
+    if isinstance(exc, ERRORS):
+        return Status.ERROR, str(exc)
+    return None
 
 
-def check_portable(device: Any, fw: PreparedFirmware, variant: str) -> PortabilityReport:
-    """The static portability scan of the ELF for the device's core; raises NotPortable."""
-    report = check_device(fw.build.elf, device, variant)
-    if not report.portable:
-        raise NotPortable(report.summary(), report)
-    return report
+def failure_details(exc: BaseException) -> dict[str, Any]:
+    """What a result records of a failure besides its sentence: an infrastructure failure's
+    kind and whether the board is to be quarantined."""
+    if isinstance(exc, InfraError):
+        return {"infra": type(exc).__name__, "quarantine": exc.quarantine}
+    return {}
 
 
-def fault_status(exc: DeviceFault, device: Any, elf: Path | None) -> tuple[str, str]:
-    """(status, message) for a fault the board reported: "not-portable" when it
-    shows that the build uses what the core lacks (NOCP: an FPU instruction; an
-    undefined/illegal instruction that the static check knows the core lacks),
-    "faulted" otherwise (a deliberate udf, a bad pointer, ...)."""
-    report = decode_fault(exc.words, elf, device.fpu != "none")
-    if "NOCP" in report.kind or report.kind == "trap 2 FPU":
-        return "not-portable", f"faulted on the board: {report.sentence}"
-    if elf is not None and ("UNDEFINSTR" in report.kind or report.kind == "trap 2"):
-        why = lacking_instruction_at(elf, report.pc, core=str(device.core), fpu=str(device.fpu),
-                                     dsp=bool(device.dsp))
-        if why:
-            return "not-portable", f"faulted on the board: {report.sentence} ({why})"
-    return "faulted", report.sentence
+def cell_status(status: Status) -> CellStatus:
+    """A failed job's status as a portability-matrix cell's (the same words)."""
+    return CellStatus(status.value)
 
 
-def check_fits(device: Any, fw: PreparedFirmware) -> None:
-    problems = []
-    if fw.flash_bytes > device.flash_bytes:
-        problems.append(f"flash: needs {fw.flash_bytes} bytes, {device.name} has {device.flash_bytes}")
-    if fw.ram_bytes > device.ram_bytes:
-        problems.append(f"RAM: needs {fw.ram_bytes} bytes, {device.name} has {device.ram_bytes}")
-    if problems:
-        raise DoesNotFit("; ".join(problems))
+# --------------------------------------------------------------------------- the sequence
+
+
+class Board(enum.Enum):
+    """What the job does with the device once the build passed its checks."""
+
+    NONE = "none"  # nothing: the static checks are the job (farm portability --static-only)
+    OPEN = "open"  # open_board and run the work on it (a device no driver reaches: NotImplementedError)
+    IF_DRIVER = "if-driver"  # the same; a device no driver reaches is checked statically only
+    LEASE = "lease"  # hold the device's lease; the work brings up its own emulators (farm profile)
+
+
+@dataclass
+class Job:
+    """What the stages of one job produced, and how it ended (status OK: every stage passed)."""
+
+    device: Any
+    model: str
+    variant: str
+    art: ModelArtifacts | None = None
+    firmware: PreparedFirmware | None = None
+    portability: PortabilityReport | None = None  # the scan's report, portable or not
+    on_board: bool = False  # the board was opened (or its lease held, Board.LEASE)
+    no_driver: str | None = None  # Board.IF_DRIVER: why the board was not tried
+    status: Status = Status.OK
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # of the failure (failure_details)
+    error: Exception | None = None  # the failure (status_of), kept to re-raise
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    @property
+    def elf(self) -> Path | None:
+        return self.firmware.build.elf if self.firmware else None
+
+    def fail(self, exc: Exception) -> None:
+        """Record ``exc`` by the one map; re-raises what the map does not report."""
+        found = status_of(exc, self.device, self.elf)
+        if found is None:
+            raise exc
+        self.status, self.message = found
+        self.details = failure_details(exc)
+        self.error = exc
+
+    def raise_error(self) -> None:
+        """Re-raise the failure (for callers that report exceptions: farm infer, farm profile)."""
+        if self.error is not None:
+            raise self.error
+
+
+#: the caller's work on the board (None under Board.LEASE), with what the stages made
+BoardWork = Callable[[Job, BoardConnection | None], None]
+#: the caller's step after the board is given back (still under the map)
+AfterBoard = Callable[[Job], None]
+
+
+def run_job(device: Any, model: str, variant: str, *, state: Path, work: BoardWork | None = None,
+            board: Board = Board.OPEN, tflite: Path | None = None, target: BuildTarget | None = None,
+            kernels: str = "optimized", fits: bool = True, portable: bool = True,
+            ready: Callable[[Job], None] | None = None, after_board: AfterBoard | None = None,
+            doing: str = "flashing and measuring", lease: LeasePolicy | None = None,
+            progress: Progress = _quiet) -> Job:
+    """One job through every stage; see the module docstring. Never raises for a build,
+    a check or a board problem: the returned Job carries the status and sentence.
+
+    ``tflite``: a user's model (farm infer) instead of the zoo's ``model``/``variant``
+    (no model artifacts). ``fits`` / ``portable``: run the size check and the
+    portability scan. ``ready(job)`` runs after the checks, before the board (an
+    exception the map does not know propagates: the caller's own refusal).
+    ``work(job, board)`` runs with the board up; ``after_board(job)`` once it is
+    released. ``lease``: the policy open_board takes the device's lease under.
+    """
+    job = Job(device, model, variant)
+    try:
+        _stages(job, state=state, work=work, board=board, tflite=tflite, target=target, kernels=kernels,
+                fits=fits, portable=portable, ready=ready, after_board=after_board, doing=doing,
+                lease=lease, progress=progress)
+    except (DeviceBusy, DeviceQuarantined):
+        raise
+    except Exception as exc:  # the one map; what it does not know propagates
+        job.fail(exc)
+    return job
+
+
+def _stages(job: Job, *, state: Path, work: BoardWork | None, board: Board, tflite: Path | None,
+            target: BuildTarget | None, kernels: str, fits: bool, portable: bool,
+            ready: Callable[[Job], None] | None, after_board: AfterBoard | None, doing: str,
+            lease: LeasePolicy | None, progress: Progress) -> None:
+    device, model, variant = job.device, job.model, job.variant
+    if tflite is None:
+        progress(f"{device.name}: model {model}/{variant}")
+        with native_output_to(state / "logs" / "tensorflow.log"):
+            job.art = build_variant(model, variant, state / "models")
+        tflite = job.art.tflite_path
+    progress(f"{device.name}: firmware for {model}/{variant}")
+    job.firmware = prepare_firmware(tflite, model, variant, device, state, target, kernels)
+    elf = job.firmware.build.elf
+    if fits:
+        check_fits(device, job.firmware)
+    if portable:
+        progress(f"{device.name}: portability check of {model}/{variant}")
+        try:
+            job.portability = check_portable(device, elf, variant)
+        except NotPortable as exc:
+            job.portability = exc.report
+            raise
+    if ready is not None:
+        ready(job)
+    if board is Board.NONE:
+        return
+    progress(f"{device.name}: {doing} {model}/{variant}")
+    if board is Board.LEASE:
+        with hold(device.name, lease or LeasePolicy.default()):
+            job.on_board = True
+            if work is not None:
+                work(job, None)
+    else:
+        try:
+            connection = open_board(device, elf, state / "logs", lease=lease)
+        except NotImplementedError as exc:  # no driver for how this board is reached (yet)
+            if board is not Board.IF_DRIVER:
+                raise
+            job.no_driver = str(exc)
+            return
+        job.on_board = True
+        with connection as up:
+            if work is not None:
+                work(job, up)
+    if after_board is not None:
+        after_board(job)
+
+
+# --------------------------------------------------------------------------- farm run, the nightly
 
 
 def _base_record(device: Any, model: str, variant: str) -> ResultRecord:
-    return ResultRecord(device=device.name, model=model, variant=variant, status="error",
+    return ResultRecord(device=device.name, model=model, variant=variant, status=Status.ERROR,
                         unit=device.unit, farm_version=farm.__version__,
                         created_at=dt.datetime.now(dt.timezone.utc),
                         host=getattr(getattr(device, "serial", None), "host", None))
@@ -179,120 +257,138 @@ def compare_outputs(art: ModelArtifacts, device_out: np.ndarray) -> tuple[float,
     return float(exact.mean()), float(np.max(np.abs(dev_f - ref_f))) if ref.size else 0.0
 
 
+@dataclass
+class _Measured:
+    timing: TimingResult
+    outputs: np.ndarray
+    energy: Any  # farm.power.energy.EnergyFigure | None
+    identity: dict[str, str]
+
+
 def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: MeasurePlan | None = None,
                 progress: Progress = _quiet, target: BuildTarget | None = None,
-                preflight: bool = True, kernels: str = "optimized") -> ResultRecord:
-    """Measure one model variant on one device; never raises for a board problem.
+                preflight: bool = True, kernels: str = "optimized",
+                lease: LeasePolicy | None = None) -> ResultRecord:
+    """Measure one model variant on one device; never raises for a board problem
+    (DeviceBusy / DeviceQuarantined propagate: the caller skips the device).
 
     ``kernels`` picks the code generator's kernel set (prepare_firmware); it is
-    recorded in the result's details.
+    recorded in the result's details. ``lease``: the policy the board is leased under.
 
     ``target`` builds with explicit flags instead of the device's capability model
     and ``preflight=False`` skips the size and portability checks: only for tests
     that must put a non-portable build on a board to see how it fails there.
     """
-    record = _base_record(device, model, variant)
-    fw: PreparedFirmware | None = None
-    try:
-        progress(f"{device.name}: model {model}/{variant}")
-        with native_output_to(state / "logs" / "tensorflow.log"):
-            art = build_variant(model, variant, state / "models")
+    measured: list[_Measured] = []
+
+    def measure(job: Job, board: BoardConnection | None) -> None:
+        assert board is not None and job.art is not None
+        art = job.art
         # the caller's plan, else the model's own (a slow model runs fewer, shorter windows)
-        plan = plan or MeasurePlan(**art.measure_plan)
+        use = plan or MeasurePlan(**art.measure_plan)
+        board.session.timeout = use.request_timeout
+        sample = np.ascontiguousarray(art.test_inputs[0]).tobytes()
+        timing = measure_timing(board.session, sample, use, board.unit, board.convert,
+                                timeout_per_inference=use.inference_timeout)
+        outputs = collect_outputs(board.session, art.test_inputs, tuple(art.ref_outputs.shape[1:]),
+                                  art.ref_outputs.dtype, timeout=use.inference_timeout)
+        # a measuring power monitor (PPK2, Joulescope) records while the board runs inferences
+        energy = energy_per_inference(device, timing.median, board.unit,
+                                      run=lambda: energy_window(board.session, board.identity,
+                                                                timeout=use.inference_timeout * 64))
+        measured.append(_Measured(timing, outputs, energy, board.identity))
+
+    job = run_job(device, model, variant, state=state, work=measure, target=target, kernels=kernels,
+                  fits=preflight, portable=preflight, lease=lease, progress=progress)
+    record = _base_record(device, model, variant)
+    art, fw = job.art, job.firmware
+    if art is not None:
         record.model_size_bytes = art.size_bytes
         record.model_sha256 = art.sha256
         record.metric = art.metric
         record.accuracy_host = art.host_metric
-        progress(f"{device.name}: firmware for {model}/{variant}")
-        fw = prepare_firmware(art.tflite_path, model, variant, device, state, target, kernels)
+    if fw is not None:
         record.flash_bytes, record.ram_bytes = fw.flash_bytes, fw.ram_bytes
         record.elf_sha256 = file_sha256(fw.build.elf)
         record.compiler, record.compiler_flags = fw.build.compiler, fw.build.compiler_flags
         record.details = {"firmware_cached": fw.build.cached, "build_seconds": round(fw.build.build_seconds, 3),
                           "float_abi": fw.build.float_abi, "kernels": kernels}
-        if preflight:
-            check_fits(device, fw)
-            progress(f"{device.name}: portability check of {model}/{variant}")
-            record.details["float_kind"] = check_portable(device, fw, variant).float_kind
-        progress(f"{device.name}: flashing and measuring {model}/{variant}")
-        with open_board(device, fw.build.elf, state / "logs") as board:
-            record.unit = board.unit
-            board.session.timeout = plan.request_timeout
-            sample = np.ascontiguousarray(art.test_inputs[0]).tobytes()
-            timing = measure_timing(board.session, sample, plan, board.unit, board.convert,
-                                    timeout_per_inference=plan.inference_timeout)
-            outputs = collect_outputs(board.session, art.test_inputs, tuple(art.ref_outputs.shape[1:]),
-                                      art.ref_outputs.dtype, timeout=plan.inference_timeout)
-            # a measuring power monitor (PPK2, Joulescope) records while the board runs inferences
-            energy = energy_per_inference(device, timing.median, board.unit,
-                                          run=lambda: energy_window(board.session, board.identity,
-                                                                    timeout=plan.inference_timeout * 64))
-        record.count_median = timing.median
-        record.count_min, record.count_max = timing.minimum, timing.maximum
-        record.windows = len(timing.window_counts)
-        record.window_counts = [float(c) for c in timing.window_counts]
-        record.latency_us = timing.median / device.clock_hz * 1e6
-        record.latency_is_estimate = board.unit != "cycles"
-        if energy is not None:  # no power monitor declared: no energy figure, not a made-up one
-            record.energy_uj, record.energy_source = energy.energy_uj, energy.source
-        record.bit_exact_fraction, record.max_abs_error = compare_outputs(art, outputs)
-        # the same dequantization and scoring as the host metric, so bit-exact outputs
-        # give exactly the host's figure
-        record.accuracy_device = score(art.metric, art.outputs_to_float(outputs), art.ground_truth)
-        record.status = "ok"
-        notes = []
-        if timing.rejected:
-            notes.append(f"rejected outlier windows: {timing.rejected}")
-        if art.latency_only:
-            notes.append("latency-only model (trained on generated data; accuracy not meaningful)")
-            record.details["latency_only"] = True
-        if board.identity.get("timer") == "micros":  # the Arduino layer without a cycle counter
-            notes.append("cycles scaled from a 1 MHz micros() timer (the core has no cycle counter): coarse")
-        record.message = "; ".join(notes) or None
-    except InfraError as exc:  # the farm could not use the board: not a verdict on the firmware
-        record.status, record.message = INFRA_STATUS, str(exc)
-        record.details = {**(record.details or {}), "infra": type(exc).__name__, "quarantine": exc.quarantine}
-    except NotPortable as exc:
-        record.status, record.message = "not-portable", str(exc)
-    except DoesNotFit as exc:
-        record.status, record.message = "does-not-fit", str(exc)
-    except DeviceFault as exc:
-        record.status, record.message = fault_status(exc, device, fw.build.elf if fw else None)
-    except DeviceHung as exc:
-        record.status, record.message = "hung", f"{device.name} stopped answering: {exc}"
-    except (DeviceRefused, FirmwareBuildError, EmulatorError, codegen.CodegenError,
-            PowerMonitorNotImplementedError, EnergyError, PortabilityError) as exc:
-        record.status, record.message = "error", str(exc)
+        if job.portability is not None and job.portability.portable:
+            record.details["float_kind"] = job.portability.float_kind
+    if not job.ok:
+        record.status, record.message = job.status, job.message
+        if job.details:
+            record.details = {**(record.details or {}), **job.details}
+        return record
+    assert art is not None and record.details is not None
+    result = measured[0]
+    timing = result.timing
+    record.count_median = timing.median
+    record.count_min, record.count_max = timing.minimum, timing.maximum
+    record.windows = len(timing.window_counts)
+    record.window_counts = [float(c) for c in timing.window_counts]
+    record.latency_us = timing.median / device.clock_hz * 1e6
+    record.latency_is_estimate = Unit(record.unit).latency_is_estimate
+    if result.energy is not None:  # no power monitor declared: no energy figure, not a made-up one
+        record.energy_uj, record.energy_source = result.energy.energy_uj, result.energy.source
+    record.bit_exact_fraction, record.max_abs_error = compare_outputs(art, result.outputs)
+    # the same dequantization and scoring as the host metric, so bit-exact outputs
+    # give exactly the host's figure
+    record.accuracy_device = score(art.metric, art.outputs_to_float(result.outputs), art.ground_truth)
+    record.status = Status.OK
+    notes = []
+    if timing.rejected:
+        notes.append(f"rejected outlier windows: {timing.rejected}")
+    if art.latency_only:
+        notes.append("latency-only model (trained on generated data; accuracy not meaningful)")
+        record.details["latency_only"] = True
+    if result.identity.get("timer") == "micros":  # the Arduino layer without a cycle counter
+        notes.append("cycles scaled from a 1 MHz micros() timer (the core has no cycle counter): coarse")
+    record.message = "; ".join(notes) or None
     return record
 
 
+# --------------------------------------------------------------------------- farm infer
+
+
 def infer(tflite: Path, device: Any, inputs: np.ndarray, *, state: Path,
-          progress: Progress = _quiet, kernels: str = "optimized") -> np.ndarray:
+          progress: Progress = _quiet, kernels: str = "optimized",
+          lease: LeasePolicy | None = None) -> np.ndarray:
     """Bring-your-own-model: run every sample of ``inputs`` on the device, return outputs.
 
     ``inputs`` holds samples along axis 0, each shaped like the model input with or
-    without its leading batch dimension of 1. Raises on failure (the CLI reports it).
+    without its leading batch dimension of 1. Raises on failure (the CLI reports it):
+    the job's own exception (DoesNotFit, NotPortable, DeviceHung, ...), a fault as
+    DeviceRefused with its decoded sentence, ValueError for inputs of the wrong shape.
     """
     codegen.check_supported(tflite)
-    variant = "user"
-    progress(f"{device.name}: generating and building {tflite.name}")
-    fw = prepare_firmware(tflite, tflite.stem, variant, device, state, kernels=kernels)
-    check_fits(device, fw)
-    check_portable(device, fw, variant)
-    gen = fw.generated
-    in_shape = tuple(gen.input_shape)
-    in_dtype = np.dtype(gen.input_dtype)
-    samples = _as_samples(inputs, in_shape, in_dtype)
-    out_shape = tuple(gen.output_shape)
-    with open_board(device, fw.build.elf, state / "logs") as board:
-        progress(f"{device.name}: running {len(samples)} samples")
-        try:
-            outputs = collect_outputs(board.session, samples, out_shape, np.dtype(gen.output_dtype), timeout=60.0)
-        except DeviceFault as exc:
-            raise DeviceRefused(fault_status(exc, device, fw.build.elf)[1]) from None
+    samples: list[np.ndarray] = []
+    outputs: list[np.ndarray] = []
+
+    def shape_inputs(job: Job) -> None:
+        assert job.firmware is not None
+        gen = job.firmware.generated
+        samples.append(_as_samples(inputs, tuple(gen.input_shape), np.dtype(gen.input_dtype)))
+
+    def run_samples(job: Job, board: BoardConnection | None) -> None:
+        assert board is not None and job.firmware is not None
+        gen = job.firmware.generated
+        progress(f"{device.name}: running {len(samples[0])} samples")
+        outputs.append(collect_outputs(board.session, samples[0], tuple(gen.output_shape),
+                                       np.dtype(gen.output_dtype), timeout=60.0))
+
+    job = run_job(device, tflite.stem, "user", state=state, tflite=tflite, kernels=kernels, work=run_samples,
+                  ready=shape_inputs, doing="running", lease=lease, progress=progress)
+    if isinstance(job.error, DeviceFault):
+        raise DeviceRefused(job.message or "the board faulted") from None
+    job.raise_error()
+    assert job.firmware is not None
+    gen = job.firmware.generated
+    in_shape, out_shape = tuple(gen.input_shape), tuple(gen.output_shape)
+    result = outputs[0]
     if inputs.ndim == len(in_shape) + 1 and in_shape and in_shape[0] == 1 and out_shape and out_shape[0] == 1:
-        return outputs  # samples kept their batch dimension: keep it on the outputs too
-    return outputs.reshape(len(samples), *out_shape[1:]) if out_shape and out_shape[0] == 1 else outputs
+        return result  # samples kept their batch dimension: keep it on the outputs too
+    return result.reshape(len(samples[0]), *out_shape[1:]) if out_shape and out_shape[0] == 1 else result
 
 
 def _as_samples(inputs: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

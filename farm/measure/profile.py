@@ -20,11 +20,20 @@ from __future__ import annotations
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from farm.preflight.portability import ENTRY, PortabilityError, inference_functions, read_elf_code
+from farm.board.qemu import EmulatorSpec
+from farm.board.traces import run_traced
+from farm.preflight.call_graph import ENTRY, inference_functions
+from farm.preflight.disassembly import PortabilityError, read_elf_code
+
+if TYPE_CHECKING:
+    from farm.board.driver import BoardConnection
+    from farm.board.leases import LeasePolicy
+    from farm.measure.job import Job
 
 _TRACE = re.compile(r"^Trace \d+: \S+ \[[0-9a-f]+/([0-9a-f]+)/[0-9a-f]+/([0-9a-f]+)\]")
 #: QEMU's CF_COUNT_MASK: a TB whose cflags carry a count holds at most that many instructions
@@ -88,8 +97,6 @@ def _trace_counts(log: Path, function_at: Any) -> Counter[str]:
 
 
 def _run_traced(device: Any, elf: Path, sample: bytes, inferences: int, timeout: float) -> Path:
-    from farm.board.qemu import EmulatorSpec, run_traced
-
     log = Path(tempfile.mkdtemp(prefix="farm-profile-")) / "exec.log"
     spec = EmulatorSpec(device.emulator.machine, device.emulator.icount_shift)
     run_traced(spec, elf, sample, inferences, ("-d", "in_asm,exec,nochain", "-D", str(log)), timeout)
@@ -116,3 +123,25 @@ def profile_inference(device: Any, elf: Path, sample: bytes, *, base: int = 1, e
     functions = [FunctionCount(name, n, n / total if total else 0.0)
                  for name, n in sorted(per.items(), key=lambda kv: -kv[1])]
     return Profile(device.name, elf, "instructions", total, functions)
+
+
+def profile_one(device: Any, model: str, variant: str, *, state: Path, kernels: str = "optimized",
+                lease: LeasePolicy | None = None, progress: Callable[[str], None] | None = None) -> Profile:
+    """``farm profile``: the job (farm.measure.job.run_job: model, firmware, size check) for
+    one zoo model on an emulated device, then :func:`profile_inference` of its first test
+    sample while the device's lease is held. Raises the job's failure (DoesNotFit,
+    PortabilityError, ...; the CLI reports it); DeviceBusy / DeviceQuarantined propagate."""
+    from farm.measure.job import Board, run_job
+
+    profiles: list[Profile] = []
+
+    def trace(job: Job, _board: BoardConnection | None) -> None:
+        assert job.art is not None and job.elf is not None
+        profiles.append(profile_inference(device, job.elf, job.art.test_inputs[0].tobytes()))
+
+    # the size check only: the profile measures what the build does, portable to the core or not
+    job = run_job(device, model, variant, state=state, kernels=kernels, portable=False, work=trace,
+                  board=Board.LEASE, doing="tracing", lease=lease, progress=progress or (lambda _: None))
+    job.raise_error()
+    return profiles[0]
+

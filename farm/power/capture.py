@@ -1,7 +1,7 @@
 """Measuring power monitors (Nordic PPK2, Joulescope) and the energy math they share.
 
 A monitor records current while the board runs ``count`` inferences (a
-:class:`~farm.power.energy.RunWindow`) and hands back a :class:`Capture`. Energy per
+:class:`~farm.power.monitor.RunWindow`) and hands back a :class:`Capture`. Energy per
 inference is the integral of the current over the inference window minus the
 idle current, times the supply voltage, divided by the count:
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from farm.power.energy import EnergyError, EnergyFigure, RunWindow
+from farm.power.monitor import EnergyError, EnergyFigure, RunWindow
 
 #: seconds recorded before the RUN (the idle reference) and after its answer
 IDLE_LEAD = 0.2

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from farm.power.energy import BoardRun, EnergyError, EnergyFigure, PowerMonitor, register_power_monitor
+from farm.power.monitor import BoardRun, EnergyError, EnergyFigure, PowerMonitor, register_power_monitor
 from farm.power.capture import IDLE_LEAD, TAIL, Capture, energy_from_capture
 
 SAMPLE_RATE = 100_000

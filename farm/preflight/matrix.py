@@ -16,13 +16,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-#: statuses of a cell; "portable" is a --static-only cell that passed every static check
-CELL_STATUSES = ("runs", "portable", "does-not-fit", "not-portable", "faulted", "hung", "failed", "error")
-GOOD = ("runs", "portable")
+from farm.store.status import CellStatus
+
+if TYPE_CHECKING:
+    from farm.board.driver import BoardConnection
+    from farm.board.leases import LeasePolicy
+
+#: statuses of a cell (farm.store.status.CellStatus); "portable" is a cell that passed every
+#: static check and was not run (--static-only, or no driver reaches its board)
+CELL_STATUSES = tuple(CellStatus)
+GOOD = (CellStatus.RUNS, CellStatus.PORTABLE)
 
 #: models with more multiply-accumulates get no soft-float call count (the trace would take minutes)
 SOFTFLOAT_TRACE_MAX_MACS = 1_000_000
@@ -33,7 +40,7 @@ class PortabilityCell:
     model: str
     variant: str
     device: str
-    status: str = "error"
+    status: CellStatus = CellStatus.ERROR
     reason: str = ""
     checked: str = "static"  # "static" | "static+board"
     float_kind: str | None = None  # float-free | soft-float | hard-float (of the inference path)
@@ -68,84 +75,80 @@ class PortabilityCell:
 
 
 def portability_cell(device: Any, model: str, variant: str, state: Path, *, run: bool = True,
-                     progress: Callable[[str], None] = lambda _: None) -> PortabilityCell:
-    """One cell of the matrix; never raises for a build, a check or a board problem."""
-    from farm import codegen
-    from farm.board.registry import open_board
-    from farm.board.qemu import EmulatorError
-    from farm.build.firmware import FirmwareBuildError
-    from farm.models import build_variant
-    from farm.models.native_output import native_output_to
-    from farm.measure.job import DoesNotFit, check_fits, fault_status, prepare_firmware
-    from farm.preflight.portability import PortabilityError, check_device, count_softfloat_calls
-    from farm.board.session import DeviceFault, DeviceHung, DeviceRefused
+                     progress: Callable[[str], None] = lambda _: None,
+                     lease: LeasePolicy | None = None) -> PortabilityCell:
+    """One cell of the matrix: the job (farm.measure.job.run_job) with one inference as its
+    board work. Never raises for a build, a check or a board problem (a board the farm
+    cannot reach is an infra-error cell); DeviceBusy / DeviceQuarantined propagate (the
+    caller reports the device skipped). ``lease``: the policy the board is leased under."""
+    from farm.board.session import DeviceHung
+    from farm.measure.job import Board, Job, cell_status, run_job
+    from farm.preflight.softfloat_calls import count_softfloat_calls
 
     cell = PortabilityCell(model, variant, device.name, device_flash_bytes=device.flash_bytes,
                            device_ram_bytes=device.ram_bytes)
-    elf: Path | None = None
-    try:
-        progress(f"{device.name}: {model}/{variant}: model")
-        with native_output_to(state / "logs" / "tensorflow.log"):
-            art = build_variant(model, variant, state / "models")
-        progress(f"{device.name}: {model}/{variant}: firmware")
-        fw = prepare_firmware(art.tflite_path, model, variant, device, state)
-        elf = fw.build.elf
-        cell.elf, cell.float_abi, cell.compiler_flags = str(elf), fw.build.float_abi, fw.build.compiler_flags
+    ran: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (sample, output, reference)
+    not_counted = ""
+
+    def one_inference(job: Job, board: BoardConnection | None) -> None:
+        assert board is not None and job.art is not None
+        sample = np.ascontiguousarray(job.art.test_inputs[0])
+        session = board.session
+        session.load_input(sample.tobytes())
+        session.run(1, timeout=30.0)
+        ref = np.ascontiguousarray(job.art.ref_outputs[0])
+        got = np.frombuffer(session.read_output(ref.nbytes), dtype=ref.dtype).reshape(ref.shape)
+        ran.append((sample, got, ref))
+
+    def count_softfloat(job: Job) -> None:
+        nonlocal not_counted
+        report, elf = job.portability, job.elf
+        assert report is not None and elf is not None and job.firmware is not None
+        if not report.softfloat_calls or getattr(device, "emulator", None) is None:
+            return
+        macs = job.firmware.generated.macs
+        if macs > SOFTFLOAT_TRACE_MAX_MACS:
+            not_counted = (f"; soft-float calls per inference not counted ({macs:,} MACs > the trace "
+                           f"budget of {SOFTFLOAT_TRACE_MAX_MACS:,}: the execution trace would take minutes)")
+            return
+        progress(f"{device.name}: {model}/{variant}: counting soft-float calls")
+        try:
+            report.softfloat_calls_measured = count_softfloat_calls(device, elf, ran[0][0].tobytes())
+        except DeviceHung as exc:  # the execution trace of a big soft-float model is too slow
+            not_counted = f"; soft-float calls per inference not counted (trace did not finish: {exc})"
+
+    job = run_job(device, model, variant, state=state, work=one_inference, after_board=count_softfloat,
+                  board=Board.IF_DRIVER if run else Board.NONE, doing="one inference on the board of",
+                  lease=lease, progress=progress)
+    fw, report = job.firmware, job.portability
+    if fw is not None:
+        cell.elf, cell.float_abi, cell.compiler_flags = str(fw.build.elf), fw.build.float_abi, fw.build.compiler_flags
         cell.flash_bytes, cell.ram_bytes = fw.flash_bytes, fw.ram_bytes
         cell.macs = fw.generated.macs
-        check_fits(device, fw)
-        progress(f"{device.name}: {model}/{variant}: static checks")
-        report = check_device(elf, device, variant)
+    if report is not None:
         cell.float_kind = report.float_kind
         cell.softfloat_call_sites, cell.softfloat_helpers = report.softfloat_call_sites, report.softfloat_helpers
         cell.violations = [asdict(v) | {"sentence": v.sentence} for v in report.violations]
-        if not report.portable:
-            cell.status, cell.reason = "not-portable", report.summary()
-            return cell
-        cell.status, cell.reason = "portable", report.summary()
-        if not run:
-            return cell
-        sample = np.ascontiguousarray(art.test_inputs[0])
-        progress(f"{device.name}: {model}/{variant}: one inference on the board")
-        try:
-            connection = open_board(device, elf, state / "logs")
-        except NotImplementedError as exc:  # no driver for how this board is reached (yet)
-            cell.reason += f" (static checks only: {exc})"
-            return cell
+        if report.softfloat_calls_measured is not None:
+            cell.softfloat_calls_per_inference = report.softfloat_calls_per_inference
+            cell.softfloat_calls_by_helper = report.softfloat_calls_measured
+    if job.on_board:
         cell.checked = "static+board"
-        with connection as board:
-            session = board.session
-            session.load_input(sample.tobytes())
-            session.run(1, timeout=30.0)
-            ref = np.ascontiguousarray(art.ref_outputs[0])
-            got = np.frombuffer(session.read_output(ref.nbytes), dtype=ref.dtype).reshape(ref.shape)
-        not_counted = ""
-        if report.softfloat_calls and getattr(device, "emulator", None) is not None:
-            if cell.macs > SOFTFLOAT_TRACE_MAX_MACS:
-                not_counted = (f"; soft-float calls per inference not counted ({cell.macs:,} MACs > the trace "
-                               f"budget of {SOFTFLOAT_TRACE_MAX_MACS:,}: the execution trace would take minutes)")
-            else:
-                progress(f"{device.name}: {model}/{variant}: counting soft-float calls")
-                try:
-                    report.softfloat_calls_measured = count_softfloat_calls(device, elf, sample.tobytes())
-                    cell.softfloat_calls_per_inference = report.softfloat_calls_per_inference
-                    cell.softfloat_calls_by_helper = report.softfloat_calls_measured
-                except DeviceHung as exc:  # the execution trace of a big soft-float model is too slow
-                    not_counted = f"; soft-float calls per inference not counted (trace did not finish: {exc})"
-        cell.status, cell.reason = "runs", report.summary() + not_counted
-        if not _output_matches(got, ref):
-            cell.status = "failed"
-            cell.reason = f"runs, but its output {got.ravel()[:4].tolist()} differs from the host reference " \
-                          f"{ref.ravel()[:4].tolist()}; {report.summary()}"
-    except DoesNotFit as exc:
-        cell.status, cell.reason = "does-not-fit", str(exc)
-    except DeviceFault as exc:
-        status, message = fault_status(exc, device, elf)
-        cell.status, cell.reason = "not-portable" if status == "not-portable" else "faulted", message
-    except DeviceHung as exc:
-        cell.status, cell.reason = "hung", f"{device.name} stopped answering: {exc}"
-    except (DeviceRefused, FirmwareBuildError, EmulatorError, PortabilityError, codegen.CodegenError) as exc:
-        cell.status, cell.reason = "error", str(exc)
+    if not job.ok:
+        cell.status, cell.reason = cell_status(job.status), job.message or ""
+        return cell
+    assert report is not None
+    if not ran:  # static checks only: --static-only, or no driver reaches the board
+        cell.status, cell.reason = CellStatus.PORTABLE, report.summary()
+        if job.no_driver is not None:
+            cell.reason += f" (static checks only: {job.no_driver})"
+        return cell
+    _, got, ref = ran[0]
+    cell.status, cell.reason = CellStatus.RUNS, report.summary() + not_counted
+    if not _output_matches(got, ref):
+        cell.status = CellStatus.FAILED
+        cell.reason = f"runs, but its output {got.ravel()[:4].tolist()} differs from the host reference " \
+                      f"{ref.ravel()[:4].tolist()}; {report.summary()}"
     return cell
 
 

@@ -14,6 +14,7 @@
 from farm.pytest_plugin.fixtures import (  # noqa: F401
     device,
     farm_inventory,
+    farm_lease_policy,
     farm_leases,
     farm_measurements,
     farm_results,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from farm.pytest_plugin.hooks import PROGRESS_KEY, load_inventory_for
+from farm.pytest_plugin.hooks import PROGRESS_KEY, db_url_for, lease_policy_for, load_inventory_for
 
 Measure = Callable[..., Any]
 
@@ -34,10 +34,9 @@ def farm_state() -> Path:
 def farm_results(pytestconfig: pytest.Config, farm_state: Path) -> Iterator[tuple[Any, int]]:
     """(ResultsStore, run id) — results measured in this session are stored there."""
     from farm.store.results import ResultsStore
-    from farm.config.state import default_db_url
     from farm.store.vcs import git_commit
 
-    store = ResultsStore(pytestconfig.getoption("--farm-db") or default_db_url(farm_state))
+    store = ResultsStore(db_url_for(pytestconfig))
     run_id = pytestconfig.getoption("--farm-run-id")
     own_run = run_id is None
     if own_run:
@@ -54,24 +53,25 @@ def farm_measurements() -> dict[tuple[str, str, str], Any]:
 
 
 @pytest.fixture(scope="session")
-def farm_leases(pytestconfig: pytest.Config, farm_state: Path, farm_results: tuple[Any, int]) -> Iterator[Any]:
+def farm_lease_policy(pytestconfig: pytest.Config, farm_results: tuple[Any, int]) -> Any:
+    """How this session leases a device (farm.board.leases.LeasePolicy): the results database,
+    ``--farm-lease-wait`` (0 with ``--farm-skip-busy``), and the run it is for."""
+    _store, run_id = farm_results
+    return lease_policy_for(pytestconfig, purpose=f"run {run_id}")
+
+
+@pytest.fixture(scope="session")
+def farm_leases(farm_lease_policy: Any) -> Iterator[Any]:
     """This session's LeaseManager: a device is used by one run at a time (farm.board.leases)."""
     from farm.board.leases import LeaseManager
-    from farm.config.state import default_db_url
 
-    _store, run_id = farm_results
-    manager = LeaseManager(pytestconfig.getoption("--farm-db") or default_db_url(farm_state),
-                           purpose=f"run {run_id}")
+    manager = LeaseManager(farm_lease_policy.db_url, purpose=farm_lease_policy.purpose)
     yield manager
     manager.close()
 
 
-def _lease_wait(config: pytest.Config) -> float:
-    return 0.0 if config.getoption("--farm-skip-busy") else float(config.getoption("--farm-lease-wait"))
-
-
 @pytest.fixture(scope="session")
-def device(request: pytest.FixtureRequest, farm_leases: Any) -> Iterator[Any]:
+def device(request: pytest.FixtureRequest, farm_leases: Any, farm_lease_policy: Any) -> Iterator[Any]:
     """One inventory device (parametrized by the plugin over ``--farm-devices``), leased to
     this session while its tests run; a device another run holds is waited for
     (``--farm-lease-wait``) or skipped (``--farm-skip-busy``), a quarantined one skipped."""
@@ -79,7 +79,7 @@ def device(request: pytest.FixtureRequest, farm_leases: Any) -> Iterator[Any]:
 
     target = request.param
     try:
-        farm_leases.acquire(target.name, wait=_lease_wait(request.config))
+        farm_leases.acquire(target.name, wait=farm_lease_policy.wait)
     except (DeviceBusy, DeviceQuarantined) as exc:
         pytest.skip(str(exc))
     try:
@@ -91,7 +91,7 @@ def device(request: pytest.FixtureRequest, farm_leases: Any) -> Iterator[Any]:
 @pytest.fixture
 def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
             farm_measurements: dict[tuple[str, str, str], Any], pytestconfig: pytest.Config,
-            farm_leases: Any) -> Measure:
+            farm_leases: Any, farm_lease_policy: Any) -> Measure:
     """``measure(model, variant, device=None)`` -> ResultRecord (measured once per session)."""
     from farm.measure.job import measure_one
 
@@ -109,9 +109,9 @@ def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
                 pytest.skip(str(quarantined))
             started = time.monotonic()
             try:
-                with farm_leases.leased(target.name, wait=_lease_wait(pytestconfig)):
+                with farm_leases.leased(target.name, wait=farm_lease_policy.wait):  # held by `device` already
                     record = measure_one(target, model, variant, state=farm_state,
-                                         progress=progress.step if progress else _quiet)
+                                         progress=progress.step if progress else _quiet, lease=farm_lease_policy)
             except DeviceBusy as exc:
                 pytest.skip(str(exc))
             quarantine_if_needed(farm_leases, target.name, record)

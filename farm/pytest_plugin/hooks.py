@@ -33,6 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def load_inventory_for(config: pytest.Config) -> Any:
+    """The inventory of ``--farm-devices`` (read once per session) by the one loader,
+    farm.config.inventory.load_inventory; its error becomes a pytest usage error."""
     from farm.config.inventory import InventoryError, load_inventory
 
     cached = getattr(config, "_farm_inventory", None)
@@ -47,6 +49,22 @@ def load_inventory_for(config: pytest.Config) -> Any:
         raise pytest.UsageError(f"{path}: inventory file not found (--farm-devices FILE)") from None
     config._farm_inventory = inventory  # type: ignore[attr-defined]
     return inventory
+
+
+def db_url_for(config: pytest.Config) -> str:
+    """The results database of ``--farm-db`` (default: $FARM_DB_URL, else the state folder's)."""
+    from farm.config.state import default_db_url, state_dir
+
+    return config.getoption("--farm-db") or default_db_url(state_dir())
+
+
+def lease_policy_for(config: pytest.Config, purpose: str) -> Any:
+    """The LeasePolicy the session's boards are opened under (farm.board.leases): the
+    ``--farm-db`` database, ``--farm-lease-wait`` seconds (none with ``--farm-skip-busy``)."""
+    from farm.board.leases import LeasePolicy
+
+    wait = 0.0 if config.getoption("--farm-skip-busy") else float(config.getoption("--farm-lease-wait"))
+    return LeasePolicy(db_url_for(config), wait, purpose)
 
 
 def _matches(device: Any, selector: dict[str, Any]) -> bool:

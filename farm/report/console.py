@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from farm.board.qemu import QEMU_BINARY
+from farm.report.figures import float32_counts, is_modelled, speedup_vs_float32
 
 JSON_FIELDS = (
     "device", "model", "variant", "status", "message", "unit", "count_median", "count_min", "count_max",
@@ -112,7 +113,7 @@ def print_triad(console: Console, records: Sequence[Any], run_id: int) -> None:
         console.print(f"nightly run {run_id}: no results were stored")
         return
     for model, rows in by_model.items():
-        float_count = {r.device: r.count_median for r in rows if r.variant == "float32" and r.count_median}
+        float_count = float32_counts(rows)
         float_size = next((r.model_size_bytes for r in rows if r.variant == "float32"), None)
         table = Table(title=f"nightly run {run_id}: {model} — size, latency, accuracy")
         for col in ("board", "variant", "status", "model size", "count / inference", "latency",
@@ -122,8 +123,8 @@ def print_triad(console: Console, records: Sequence[Any], run_id: int) -> None:
             size = f"{r.model_size_bytes} B" if r.model_size_bytes else "-"
             if float_size and r.model_size_bytes and r.variant != "float32":
                 size += f" ({float_size / r.model_size_bytes:.2f}x smaller)"
-            base = float_count.get(r.device)
-            speed = f"{base / r.count_median:.2f}x" if base and r.count_median and r.variant != "float32" else ""
+            value = speedup_vs_float32(r, float_count)
+            speed = "" if value is None else f"{value:.2f}x"
             exact = _exact(r) if r.variant == "int8" else (
                 f"max err {r.max_abs_error:.2g}" if r.max_abs_error is not None else "-")
             table.add_row(r.device, r.variant, _status(r), size, _count(r), _latency(r), speed, _energy(r),
@@ -142,7 +143,7 @@ SEVERITY_STYLE = {"regression": "bold red", "changed": "yellow", "improved": "gr
 def print_comparison(console: Console, comparison: Any, *, show_noise: bool = False,
                      title: str | None = None) -> None:
     """What changed against the baseline: one row per finding, regressions first."""
-    from farm.cli.store_options import run_label
+    from farm.report.labels import run_label
     from farm.judge.regression import METRIC_LABELS, PROVENANCE_METRICS, format_pct, format_value
 
     if comparison.baseline is None:
@@ -238,7 +239,7 @@ def _latency(r: Any) -> str:
 def _energy(r: Any) -> str:
     if r.energy_uj is None:
         return "-"
-    kind = "modelled" if r.energy_source and r.energy_source.startswith("modelled") else "measured"
+    kind = "modelled" if is_modelled(r.energy_source) else "measured"
     return f"{r.energy_uj:.4g} µJ ({kind})"
 
 

@@ -25,19 +25,27 @@ from farm.judge.regression import (
     METRIC_LABELS,
     PROVENANCE_METRICS,
     Comparison,
-    choose_baseline,
-    compare_runs,
     format_pct,
     format_value,
     sentence,
+    stored_comparison,
 )
+from farm.report.figures import float32_counts, is_modelled, speedup_vs_float32
 from farm.store.results import Finding, ResultRecord, ResultsStore, RunRecord, redact
+from farm.store.status import CellStatus, RunStatus, Status
 from farm.config.thresholds import Thresholds, load_thresholds
 
 VARIANT_ORDER = {"float32": 0, "int8-weights": 1, "int8": 2}
 VARIANT_COLOURS = {"float32": "#4c72b0", "int8-weights": "#dd8452", "int8": "#55a868"}
-STATUS_COLOURS = {"ok": "#d9f2d9", "runs": "#d9f2d9", "failed": "#f8d7da", "faulted": "#f5c6cb", "hung": "#f5c6cb",
-                  "does-not-fit": "#fff3cd", "not-portable": "#ffe5b4", "error": "#e2e3e5"}
+#: the background of a status cell, for every result status and portability cell
+STATUS_COLOURS: dict[str, str] = {
+    Status.OK: "#d9f2d9", CellStatus.RUNS: "#d9f2d9", CellStatus.PORTABLE: "#e8f6e8",
+    Status.FAILED: "#f8d7da", Status.FAULTED: "#f5c6cb", Status.HUNG: "#f5c6cb",
+    Status.DOES_NOT_FIT: "#fff3cd", Status.NOT_PORTABLE: "#ffe5b4", Status.ERROR: "#e2e3e5",
+    Status.INFRA_ERROR: "#d6eaf8",  # the farm could not use the board: no verdict on the firmware
+}
+#: the run statuses the verdict box shows as bad
+BAD_RUN_STATUSES = (RunStatus.FAILED, RunStatus.ERROR, RunStatus.ABORTED)
 SEVERITY_COLOURS = {"regression": "#c0392b", "changed": "#b7950b", "improved": "#1e8449", "noise": "#7f8c8d",
                     "new": "#2471a3", "missing": "#8e44ad"}
 #: (metric, label, getter) of the trend plots
@@ -55,7 +63,7 @@ class ReportData:
     run: RunRecord
     records: list[ResultRecord]
     comparison: Comparison
-    comparison_source: str  # "stored by the nightly" | "computed for this report"
+    comparison_source: str  # judged when the run ran | computed for this report | not judged
     history: list[RunRecord]
     history_results: dict[int, list[ResultRecord]]
     history_findings: dict[int, list[Finding]]
@@ -63,21 +71,29 @@ class ReportData:
     db: str
 
 
-def gather(store: ResultsStore, run_id: int, *, last: int = 20, thresholds: Thresholds | None = None) -> ReportData:
-    """Everything the report shows, read from the store."""
+NOT_JUDGED = "not judged: no comparison was stored for this run"
+
+
+def gather(store: ResultsStore, run_id: int, *, last: int = 20, thresholds: Thresholds | None = None,
+           comparison: Comparison | None = None) -> ReportData:
+    """Everything the report shows, read from the store.
+
+    The comparison is the one stored with the run (:func:`farm.judge.regression.judge`);
+    for a run that was not judged, the ``comparison`` the caller computed, else none (the
+    report says that the run was not judged). Nothing is judged here.
+    """
     thresholds = thresholds or load_thresholds()
     run = store.run(run_id)
     records = store.results_for_run(run_id)
-    stored = store.findings_for_run(run_id)
-    if run.baseline_id is not None or stored:
-        baseline = store.run(run.baseline_id) if run.baseline_id is not None else None
-        reason = (run.details or {}).get("baseline_reason", "")
-        comparison = Comparison(run, baseline, stored, reason)
+    stored = stored_comparison(store, run)
+    if stored is not None:
+        comparison = stored
         source = "judged by the nightly when it ran"
-    else:
-        baseline, reason = choose_baseline(store, run)
-        comparison = compare_runs(store, baseline, run, thresholds, reason)
+    elif comparison is not None:
         source = "computed for this report (the run was not judged when it ran)"
+    else:
+        comparison = Comparison(run, None, [], NOT_JUDGED)
+        source = NOT_JUDGED
     history = store.runs("nightly", last=last, up_to=run_id)
     if run.kind != "nightly":
         history = [*(history[1:] if len(history) >= last else history), run]
@@ -87,10 +103,12 @@ def gather(store: ResultsStore, run_id: int, *, last: int = 20, thresholds: Thre
 
 
 def write_report(store: ResultsStore, run_id: int, output: Path, *, last: int = 20,
-                 thresholds: Thresholds | None = None) -> Path:
+                 thresholds: Thresholds | None = None, comparison: Comparison | None = None) -> Path:
+    """Write the report of ``run_id`` to ``output`` (``comparison``: see :func:`gather`)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(gather(store, run_id, last=last, thresholds=thresholds)), encoding="utf-8")
+    data = gather(store, run_id, last=last, thresholds=thresholds, comparison=comparison)
+    output.write_text(render(data), encoding="utf-8")
     return output
 
 
@@ -230,13 +248,11 @@ def speedup_figure(figs: _Figures, model: str, records: Sequence[ResultRecord]) 
         return None
     fig, ax = figs.plt.subplots(figsize=(8, 3.4), layout="constrained")
 
+    float32 = float32_counts(rows)
+
     def speed(d: str, v: str) -> float | None:
-        f32, other = by.get((d, model, "float32")), by.get((d, model, v))
-        if not f32 or not other or f32.status != "ok" or other.status != "ok":
-            return None
-        if not f32.count_median or not other.count_median:
-            return None
-        return f32.count_median / other.count_median
+        other = by.get((d, model, v))
+        return speedup_vs_float32(other, float32) if other is not None else None
 
     def status(d: str, v: str) -> str | None:
         a, b = by.get((d, model, "float32")), by.get((d, model, v))
@@ -263,8 +279,7 @@ def energy_figure(figs: _Figures, model: str, records: Sequence[ResultRecord]) -
     fig, ax = figs.plt.subplots(figsize=(8, 3.4), layout="constrained")
     _grouped_bars(ax, _devices(rows), _variants(rows), lambda d, v: _get(by, d, model, v, "energy_uj"),
                   lambda d, v: _status(by, d, model, v), lambda x: f"{x:.3g}",
-                  hatch=lambda d, v: "//" if (_get(by, d, model, v, "energy_source") or "").startswith("modelled")
-                  else "")
+                  hatch=lambda d, v: "//" if is_modelled(_get(by, d, model, v, "energy_source")) else "")
     _log_axis(ax)
     ax.set_ylabel("µJ per inference (log scale)")
     ax.set_title(f"{model}: energy per inference (hatched: modelled, not measured)")
@@ -386,7 +401,7 @@ def _verdict(data: ReportData) -> str:
     tests = details.get("tests") or {}
     tests_text = ", ".join(f"{n} {k}" for k, n in tests.items() if n) or "no HIL test counts stored"
     regressions = c.regressions
-    cls = "bad" if regressions or run.status in ("failed", "error") else ("good" if run.status == "passed" else "")
+    cls = "bad" if regressions or run.status in BAD_RUN_STATUSES else ("good" if run.status == RunStatus.PASSED else "")
     if c.baseline is None:
         against = f"no baseline: {_e(c.baseline_reason)}"
     else:
@@ -394,6 +409,8 @@ def _verdict(data: ReportData) -> str:
     lines = [f'<div class="verdict {cls}"><div class="big">{_e(run.status.upper())}: '
              f"{len(regressions)} regression{'s' if len(regressions) != 1 else ''}</div>",
              f"<div>{_run_line(run)}</div><div>{against}</div>",
+             *(["<div>Aborted: its process is gone and it never finished; shown are the results it stored "
+                "before.</div>"] if run.status == RunStatus.ABORTED else []),
              f"<div>HIL tests: {_e(tests_text)}"
              + (f" · {details['measured']} measured ({details.get('firmware_built', 0)} firmware built, "
                 f"{details.get('firmware_cached', 0)} cached) in {details.get('seconds', 0):.1f} s"
@@ -407,6 +424,9 @@ def _verdict(data: ReportData) -> str:
 
 def _findings_table(data: ReportData) -> str:
     c = data.comparison
+    if data.comparison_source == NOT_JUDGED:
+        return ("<p class='not-judged'>This run was not judged: no comparison with a baseline was stored for it "
+                "(<code>farm nightly</code> judges its run; <code>farm compare</code> compares two runs).</p>")
     if c.baseline is None:
         return "<p>Nothing to compare with yet.</p>"
     shown = [f for f in c.findings if f.severity != "noise"]
@@ -432,11 +452,11 @@ def _findings_table(data: ReportData) -> str:
 
 def _triad_table(model: str, records: Sequence[ResultRecord]) -> str:
     rows = sorted((r for r in records if r.model == model), key=lambda r: (r.device, VARIANT_ORDER.get(r.variant, 9)))
-    f32_count = {r.device: r.count_median for r in rows if r.variant == "float32" and r.count_median}
+    float32 = float32_counts(rows)
     out = []
     for r in rows:
-        base = f32_count.get(r.device)
-        speed = f"{base / r.count_median:.2f}x" if base and r.count_median and r.variant != "float32" else ""
+        value = speedup_vs_float32(r, float32)
+        speed = "" if value is None else f"{value:.2f}x"
         latency = "-" if r.latency_us is None else f"{'~' if r.latency_is_estimate else ''}{r.latency_us:,.1f} µs"
         count = "-" if r.count_median is None else f"{r.count_median:,.0f} {r.unit}"
         acc = "-" if r.accuracy_device is None else f"{r.metric} {r.accuracy_device:.4f} / {r.accuracy_host:.4f}"
@@ -479,7 +499,8 @@ def _portability(records: Sequence[ResultRecord]) -> str:
             cells.append(f"<td class='status' style='background:{colour}' title=\"{_e(r.message or '')}\">{text}</td>")
         rows.append(cells)
     legend = " ".join(f"<span class='chip' style='background:{STATUS_COLOURS[s]}'>{s}</span>"
-                      for s in ("runs", "does-not-fit", "not-portable", "faulted", "hung", "failed", "error"))
+                      for s in ("runs", "does-not-fit", "not-portable", "faulted", "hung", "failed", "error",
+                                "infra-error"))
     return (_table(("model", "variant", *devices), rows, "matrix") +
             f"<p class='legend'>{legend} — under the status: the float kind of the build (float-free, soft-float, "
             f"hard-float); the full reason is in the cell's tooltip. <code>farm portability</code> checks every model "
@@ -542,7 +563,7 @@ td.sev{font-weight:600}td.status{text-align:center}small.why{color:#7b241c}
 figure.plot{margin:10px 0 18px;background:#fff;border:1px solid #e5e8e8;padding:8px;display:inline-block;max-width:100%}
 figure.plot svg{max-width:100%;height:auto}figcaption{font-size:12px;color:#566573;max-width:900px}
 .chip{padding:1px 6px;border:1px solid #ccc;font-size:11px}.legend{font-size:12px}
-.st-passed{color:#1e8449;font-weight:600}.st-failed,.st-error{color:#c0392b;font-weight:600}
+.st-passed{color:#1e8449;font-weight:600}.st-failed,.st-error,.st-aborted{color:#c0392b;font-weight:600}
 code{font-size:11.5px}footer{font-size:11.5px;color:#7f8c8d;padding:0 28px 20px}
 """
 

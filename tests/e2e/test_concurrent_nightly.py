@@ -8,6 +8,7 @@ And with ``--skip-busy`` a run skips a device that another run holds, saying so.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,11 +26,19 @@ DEVICES = REPO / "devices.yaml"
 KEYWORD = "test_sine and test_int8_bit_exact"  # one quick measurement per device
 
 
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "FARM_DB_URL"}  # the database is --db's
+
+
 def _nightly(url: str, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "FARM_DB_URL": url}
     return subprocess.Popen([sys.executable, "-m", "farm", "--devices", str(DEVICES), "nightly", "-k", KEYWORD,
-                             "--no-progress", *extra], cwd=REPO, env=env, text=True,
+                             "--no-progress", "--db", url, *extra], cwd=REPO, env=_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _farm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "farm", "--devices", str(DEVICES), *args], cwd=REPO, env=_env(),
+                          text=True, capture_output=True, timeout=300)
 
 
 def test_two_concurrent_nightlies_share_no_device(tmp_path: Path, state_dir: Path):
@@ -61,6 +70,7 @@ def test_skip_busy_skips_a_device_another_run_holds(tmp_path: Path, state_dir: P
     try:
         process = _nightly(url, "--skip-busy")
         output = process.communicate(timeout=300)[0]
+        shown = _farm("devices", "--db", url, "--json")  # the lease, read back from the same --db
     finally:
         holder.close()
     assert process.returncode == 0, output[-3000:]
@@ -68,3 +78,12 @@ def test_skip_busy_skips_a_device_another_run_holds(tmp_path: Path, state_dir: P
     assert "measured qemu-m4f sine/int8: ok" in output and "measured qemu-m3" not in output
     assert "2 passed, 1 skipped" in output
     assert [e["device"] for e in LeaseManager(url).log()].count("qemu-m3") == 1  # only the holder's
+    assert shown.returncode == 0, shown.stderr
+    states = {row["name"]: row["state"] for row in json.loads(shown.stdout)}
+    assert states["qemu-m3"].startswith("leased by a long manual session") and states["qemu-m4f"] == "free"
+    # the nightly's results, read back from the same --db by `farm results`
+    results = _farm("results", "--db", url, "--run", "latest", "--json")
+    assert results.returncode == 0, results.stderr
+    rows = [json.loads(line) for line in results.stdout.splitlines()]
+    assert {(r["device"], r["status"]) for r in rows} >= {("qemu-m4f", "ok")}
+    assert "qemu-m3" not in {r["device"] for r in rows}

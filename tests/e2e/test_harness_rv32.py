@@ -50,7 +50,7 @@ def _session(board: QemuBoard) -> tuple[Session, dict[str, str]]:
 
 
 def test_elf_fits_the_16k_ram_with_a_fixed_stack(calib_elf: Path, rv32):
-    from farm.preflight.elfinfo import elf_sizes
+    from farm.build.elf import elf_sizes
 
     sizes = elf_sizes(calib_elf)
     assert sizes.sections[".stack"] == 0x800  # counted in RAM like on the Cortex-M boards
@@ -111,7 +111,7 @@ def test_f_instruction_traps_and_is_decoded(calib_elf: Path):
 
 
 def test_fault_is_classified_not_portable(calib_elf: Path, rv32):
-    from farm.measure.job import fault_status
+    from farm.preflight.checks import fault_status
 
     [violation] = check_elf(calib_elf, core="rv32imac", fpu="none", dsp=False, variant="int8").violations
     words = (2, 2, violation.address, 0x7053)  # what the board reports for that instruction
@@ -126,7 +126,7 @@ def test_fault_is_classified_not_portable(calib_elf: Path, rv32):
 
 def test_a_build_too_big_for_16k_ram_is_does_not_fit_with_the_numbers(tmp_path: Path, rv32, state_dir: Path):
     from farm.build.firmware import FirmwareBuildError
-    from farm.measure.job import _linker_overflow
+    from farm.preflight.checks import linker_overflow
 
     big = tmp_path / "big_model"
     big.mkdir()
@@ -137,7 +137,7 @@ def test_a_build_too_big_for_16k_ram_is_does_not_fit_with_the_numbers(tmp_path: 
     target = BuildTarget(rv32.board, machine_flags(rv32.core, rv32.fpu, rv32.dsp))
     with pytest.raises(FirmwareBuildError) as info:
         build_firmware(big, target, state_dir)
-    sentence = _linker_overflow(str(info.value), rv32)
+    sentence = linker_overflow(str(info.value), rv32)
     assert sentence is not None
     needed = int(sentence.split("needs ")[1].split(" bytes")[0])
     assert needed > 20000 + 0x800  # the arena and the fixed stack at least

@@ -11,7 +11,6 @@ is not verified (README).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -27,7 +26,7 @@ STUB = Path(__file__).parents[1] / "fixtures" / "arduino_stub"
 BOARD_API = {"board_init", "board_uart_write", "board_uart_read_byte", "board_timer_read", "board_timer_hz",
              "board_timer_source", "board_name", "board_marker"}
 
-pytestmark = pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None, reason="no Arm toolchain")
+pytestmark = pytest.mark.requires_tool("arm-none-eabi-g++", "arm-none-eabi-gcc", "arm-none-eabi-nm")
 
 
 def _compile(source: Path, out: Path, cpu: str, *extra: str) -> set[str]:

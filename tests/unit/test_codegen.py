@@ -20,6 +20,7 @@ from farm.codegen import (
 )
 from farm.codegen.planner import Lifetime, lifetimes, plan_memory
 from fixtures_models import KERNELS, model_cache_dir, sine_artifacts  # noqa: F401
+from fixtures_tools import require_tool
 
 ARM_GCC = shutil.which("arm-none-eabi-gcc")
 ARM_TARGETS = {
@@ -27,7 +28,8 @@ ARM_TARGETS = {
     "cortex-m4f": ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
 }
 CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
-requires_arm_gcc = pytest.mark.skipif(ARM_GCC is None, reason="arm-none-eabi-gcc not installed")
+# missing: skip, or FAIL in CI (tests/fixtures_tools.py)
+requires_arm_gcc = pytest.mark.requires_tool("arm-none-eabi-gcc")
 
 
 # --------------------------------------------------------------------------- #
@@ -229,10 +231,8 @@ FLOAT_INSTRUCTION = re.compile(r"\bv(add|sub|mul|div|mla|mls|fma|fms|neg|abs|sqr
 def test_int8_model_and_kernels_have_no_float_code(sine_artifacts, tmp_path):
     """int8 model.c + the _s8 kernels, built for a hard-float M4: no VFP instruction,
     no soft-float helper call."""
-    objdump = shutil.which("arm-none-eabi-objdump")
-    nm = shutil.which("arm-none-eabi-nm")
-    if objdump is None or nm is None:
-        pytest.skip("arm-none-eabi binutils not installed")
+    objdump = require_tool("arm-none-eabi-objdump")
+    nm = require_tool("arm-none-eabi-nm")
     gen = generate(sine_artifacts["int8"].tflite_path, tmp_path, name="sine", variant="int8")
     s8 = [KERNELS / "src" / f"{k}.c" for k in sorted(set(gen.ops))]
     objects = _compile([gen.source, *s8], [KERNELS / "include", tmp_path], ARM_TARGETS["cortex-m4f"], tmp_path)
@@ -348,10 +348,8 @@ INT8_KERNELS = sorted(p.stem for p in (KERNELS / "src").glob("*.c")
 def test_every_int8_kernel_is_float_free(tmp_path):
     """Every kernel an int8 model can call, built for a hard-float M4: no VFP instruction,
     no soft-float helper call (the pipeline's static checker verifies whole ELFs too)."""
-    objdump = shutil.which("arm-none-eabi-objdump")
-    nm = shutil.which("arm-none-eabi-nm")
-    if objdump is None or nm is None:
-        pytest.skip("arm-none-eabi binutils not installed")
+    objdump = require_tool("arm-none-eabi-objdump")
+    nm = require_tool("arm-none-eabi-nm")
     assert {"conv2d_s8", "depthwise_conv2d_s8", "softmax_s8", "lut_s8", "mean_s8", "add_s8", "conv2d_s8_fast",
             "conv2d_1x1_s8_fast", "depthwise_conv2d_s8_fast", "fully_connected_s8_fast",
             "mat_mult_s8"} <= set(INT8_KERNELS)

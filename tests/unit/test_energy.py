@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.power import energy
+from farm.power import monitor as registry
 from farm.power.energy import (
     DatasheetModel,
     EnergyError,
@@ -97,7 +97,7 @@ def test_measuring_monitors_need_the_board_running() -> None:
 
 
 def test_an_unimplemented_monitor_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(energy, "_REGISTRY", {PowerKind.MODEL: DatasheetModel})
+    monkeypatch.setattr(registry, "_REGISTRY", {PowerKind.MODEL: DatasheetModel})
     nucleo = load_inventory(REPO / "examples" / "devices-bench.yaml").device("nucleo-f446re")
     with pytest.raises(PowerMonitorNotImplementedError) as info:
         energy_per_inference(nucleo, 1000, "cycles")
@@ -118,7 +118,7 @@ def test_device_without_power_section_has_no_energy_figure() -> None:
 
 def test_registry_is_looked_up_by_inventory_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     assert power_monitor_class("model") is DatasheetModel
-    monkeypatch.setattr(energy, "_REGISTRY", {k: v for k, v in energy._REGISTRY.items()
+    monkeypatch.setattr(registry, "_REGISTRY", {k: v for k, v in registry.registered_monitors().items()
                                               if k is not PowerKind.JOULESCOPE})
 
     @register_power_monitor("joulescope")

@@ -195,7 +195,7 @@ def test_optimized_op_bit_exact_with_reference_and_tflite_micro(case: str, tmp_p
 SIMD = re.compile(r"\b(smlad|sxtb16|pkhbt|pkhtb|smlabb|smlatt)\b")
 
 
-@pytest.mark.skipif(ARM_GCC is None or ARM_OBJDUMP is None, reason="arm-none-eabi toolchain not installed")
+@pytest.mark.requires_tool("arm-none-eabi-gcc", "arm-none-eabi-objdump")  # missing: skip, or FAIL in CI
 @pytest.mark.parametrize(("flags", "simd"), [
     (["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"], True),
     (["-mcpu=cortex-m3", "-mthumb"], False),

@@ -25,6 +25,7 @@ import pytest
 from farm.judge.regression import judge
 from farm.store.results import ResultRecord, ResultsStore
 from farm.config.thresholds import defaults
+from fixtures_tools import setup_missing
 
 REPO = Path(__file__).resolve().parents[2]
 #: (device, variant) -> (count, flash, ram, float kind) as measured on the emulated default
@@ -184,10 +185,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        message = "headless Chromium is needed to render the report (scripts/setup.sh installs Debian's chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        setup_missing("headless Chromium is needed to render the report (Debian chromium)")
     return path
 
 

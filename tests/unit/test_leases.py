@@ -149,3 +149,114 @@ def test_leases_work_on_a_plain_postgresql_url(pg_db_url: str):
     finally:
         a.close()
         b.close()
+
+
+def _holder_process(url: str, device: str, *, ttl: float = 3600) -> subprocess.Popen:
+    """Another run: a process that takes ``device``'s lease, says so, and holds it until told."""
+    code = (f"import sys; from farm.board.leases import LeaseManager; m = LeaseManager({url!r}, ttl={ttl}, "
+            f"purpose='holder process'); m.acquire({device!r}); print('held', flush=True); sys.stdin.readline(); "
+            f"m.release({device!r}); print('released', flush=True); sys.stdin.readline()")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_lease_whose_holder_process_is_gone_is_shown_free(url: str):
+    """farm devices (LeaseManager.states) shows a SIGKILLed holder's device free at once,
+    not leased until its TTL, and the lease log records that lease as expired."""
+    import signal
+
+    holder = _holder_process(url, "board-1")
+    viewer = LeaseManager(url, purpose="farm devices")
+    try:
+        (state,) = viewer.states(["board-1"])
+        assert state.state == "leased" and "holder process" in state.owner
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        (state,) = viewer.states(["board-1"])
+        assert state.state == "free" and state.text == "free"
+        (entry,) = viewer.log("board-1")
+        assert entry["ended"] == "expired" and entry["released_at"] is not None
+        assert "holder process" in entry["owner_label"]
+        assert viewer.try_acquire("board-1")  # and it can be had
+        assert [e["ended"] for e in viewer.log("board-1")] == ["expired", None]
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        viewer.close()
+
+
+def test_a_live_holder_process_keeps_its_lease_in_the_states(url: str):
+    holder = _holder_process(url, "board-1")
+    viewer = LeaseManager(url)
+    try:
+        assert viewer.state("board-1").state == "leased"
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "released"
+        assert viewer.state("board-1").state == "free"
+        (entry,) = viewer.log("board-1")
+        assert entry["ended"] == "released"
+    finally:
+        holder.kill()
+        holder.wait()
+        viewer.close()
+
+
+def test_one_shared_manager_per_database_with_a_working_heartbeat(url: str, tmp_path: Path):
+    from farm.board.leases import LeasePolicy, hold, shared_manager
+    from farm.store.engine import get_engine
+
+    same_file = f"sqlite:///{tmp_path}/../{tmp_path.name}/results.db"  # the same database, spelled otherwise
+    policy = LeasePolicy(url, wait=0, purpose="farm infer")
+    manager = policy.manager()
+    assert manager is shared_manager(url) is LeasePolicy(same_file).manager()
+    assert manager.engine is get_engine(url)  # the results store's engine, not a second one
+    manager.ttl, manager.heartbeat_seconds = 0.4, 0.05  # this test's database only: a fast heartbeat
+    for _ in range(2):
+        with hold("board-1", policy):
+            assert manager.holds("board-1") and manager._thread is not None and manager._thread.is_alive()
+            state = LeaseManager(url).state("board-1")
+            assert state.state == "leased" and state.owner.startswith("farm infer (pid")
+        assert not manager.holds("board-1") and LeaseManager(url).state("board-1").state == "free"
+    expires = []
+    with hold("board-2", policy):  # the heartbeat goes on between holds
+        for _ in range(3):
+            time.sleep(0.3)
+            expires.append(LeaseManager(url).state("board-2").until)
+        assert not LeaseManager(url).try_acquire("board-2")  # renewed past its 0.4 s TTL
+    assert expires == sorted(expires) and expires[0] < expires[-1]
+    assert [e["ended"] for e in manager.log()] == ["released"] * 3
+
+
+def test_hold_is_a_no_op_when_this_process_holds_the_lease_already(url: str):
+    from farm.board.leases import LeasePolicy, held_in_process, hold
+
+    run = LeaseManager(url, purpose="farm run 3")  # e.g. farm run, per device
+    run.acquire("board-1")
+    try:
+        assert held_in_process(url, "board-1") and not held_in_process(url, "board-2")
+        with hold("board-1", LeasePolicy(url, wait=0, purpose="farm")):
+            pass
+        assert run.holds("board-1") and run.state("board-1").owner.startswith("farm run 3")
+        assert len(run.log("board-1")) == 1  # no second lease was taken or given back
+    finally:
+        run.close()
+    assert not held_in_process(url, "board-1")
+
+
+def test_hold_waits_for_another_process_or_says_it_is_busy(url: str):
+    from farm.board.leases import LeasePolicy, hold
+
+    holder = _holder_process(url, "board-1")
+    try:
+        with pytest.raises(DeviceBusy) as err, hold("board-1", LeasePolicy(url, wait=0)):
+            raise AssertionError("must not get a busy device")
+        assert "holder process" in str(err.value)
+        threading.Timer(0.5, lambda: (holder.stdin.write("\n"), holder.stdin.flush())).start()
+        started = time.monotonic()
+        with hold("board-1", LeasePolicy(url, wait=5)):
+            assert time.monotonic() - started >= 0.4
+    finally:
+        holder.kill()
+        holder.wait()

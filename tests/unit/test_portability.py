@@ -1,4 +1,5 @@
-"""The static portability checker (farm/preflight/portability.py) on real ELFs.
+"""The static portability checker (farm/preflight/: portability, disassembly, isa_rules,
+call_graph) on real ELFs.
 
 Small programs are compiled here with the Debian toolchains (the same compilers
 the firmware uses), each with a ``model_invoke`` whose call graph and
@@ -11,20 +12,16 @@ the default inventory.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from farm.board.faults import symbol_at
-from farm.preflight.portability import (
-    PortabilityError,
-    check_elf,
-    is_softfloat_helper,
-    lacking_instruction_at,
-    read_elf_code,
-)
+from farm.build.elf import symbol_at
+from farm.preflight.disassembly import PortabilityError, read_elf_code
+from farm.preflight.isa_rules import is_softfloat_helper
+from farm.preflight.portability import check_elf, lacking_instruction_at
+from fixtures_tools import require_tool
 
 PROGRAM = r"""
 volatile float g_f = 1.5f;
@@ -101,8 +98,7 @@ def build(tmp_path_factory: pytest.TempPathFactory):
     def _build(flags: tuple[str, ...], *defines: str, source: str = "") -> Path:
         key = (flags, defines, source)
         if key not in built:
-            if shutil.which(flags[0]) is None:
-                pytest.skip(f"{flags[0]} not installed")
+            require_tool(flags[0])  # missing: skip, or FAIL in CI (tests/fixtures_tools.py)
             src = root / "prog.c"
             if source:
                 src = root / f"prog{len(built)}.c"
@@ -288,7 +284,7 @@ def sine_builds(state_dir: Path):
     """(device, variant) -> PreparedFirmware of the sine model, for every device of devices.yaml."""
     from farm.config.inventory import load_inventory
     from farm.models import VARIANTS, build_variant
-    from farm.measure.job import prepare_firmware
+    from farm.build.prepare import prepare_firmware
 
     repo = Path(__file__).resolve().parents[2]
     inventory = load_inventory(repo / "devices.yaml")

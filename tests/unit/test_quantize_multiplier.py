@@ -9,7 +9,6 @@ double rounding) give different outputs, and check TFLM agrees with ours there.
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from farm.codegen.quantize_multiplier import (
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
+from fixtures_tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_INCLUDE = REPO / "firmware" / "lib" / "kernels" / "include"
@@ -113,8 +113,7 @@ int main(void) {
 
 
 def test_fixed_point_header_matches_python_model(tmp_path):
-    if shutil.which("gcc") is None:
-        pytest.skip("host gcc not installed")
+    require_tool("gcc")  # missing: skip, or FAIL in CI (tests/fixtures_tools.py)
     src = tmp_path / "check.c"
     src.write_text(_C_CHECK)
     exe = tmp_path / "check"

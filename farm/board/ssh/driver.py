@@ -15,17 +15,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from farm.board.registry import BoardConnection, board_driver
+from farm.board.driver import BoardConnection, board_driver
+from farm.board.flashing import plan_for
+from farm.board.identify import identify_board
 from farm.board.infra import BenchHostError, ConnectionLost, InfraError
 from farm.board.session import DeviceError
 
 
 @board_driver("ssh")
 @contextmanager
-def _ssh(device: Any, elf: Path, log_dir: Path) -> Iterator[BoardConnection]:
-    from farm.board.flashing import plan_for
-    from farm.board.ssh.bench import BenchHost
-    from farm.board.serial import identify_board
+def ssh_board(device: Any, elf: Path, log_dir: Path) -> Iterator[BoardConnection]:
+    """Copy the ELF to the bench host, flash it there, bridge the port back, identify the board."""
+    from farm.board.ssh.bench import BenchHost  # paramiko: loaded only when a bench host is used
 
     name, host = device.serial.host, device.bench_host
     if host is None:

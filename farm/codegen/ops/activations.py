@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from farm.codegen.emit import Emitter, c_float, c_int
+from farm.codegen.emit import c_float, c_int
 from farm.codegen.fixed_point_math import logistic_lut, tanh_lut
-from farm.codegen.lowering import LoweringContext, Step, dtypes, io_count, lowering, not_constant, per_tensor
-from farm.codegen.ops.common import float_clamp, requant
+from farm.codegen.ir import LoweringContext, Step, StepEmitter
+from farm.codegen.ops.common import dtypes, float_clamp, io_count, not_constant, per_tensor, requant
 from farm.codegen.quantize_multiplier import round_half_away
+from farm.codegen.registry import lowering
 from farm.codegen.tflite_reader import Operator, Tensor
 
 
@@ -36,7 +37,7 @@ class Unary(Step):
     table: tuple[int, ...] = ()  # lut_s8: 256 entries
     note: str = ""
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         lines, args = [], []
         if self.table:

@@ -1,12 +1,12 @@
-"""Helpers shared by the op lowerings: fused activations, windows and padding,
-requantization multipliers."""
+"""Helpers shared by the op lowerings: operand checks (counts, shapes, dtypes,
+quantization), fused activations, windows and padding, requantization multipliers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm.codegen.emit import Emitter, c_int
-from farm.codegen.lowering import LoweringContext, Requant
+from farm.codegen.emit import c_int
+from farm.codegen.ir import IO_DTYPES, LoweringContext, Requant, StepEmitter
 from farm.codegen.quantize_multiplier import (
     activation_range_f32,
     activation_range_int8,
@@ -15,6 +15,48 @@ from farm.codegen.quantize_multiplier import (
 from farm.codegen.tflite_reader import Operator, Tensor
 
 SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+
+def io_count(ctx: LoweringContext, op: Operator, inputs: int | tuple[int, int], outputs: int = 1) -> None:
+    lo, hi = (inputs, inputs) if isinstance(inputs, int) else inputs
+    present = [i for i in op.inputs if i >= 0]
+    if not lo <= len(op.inputs) <= hi or len(op.outputs) != outputs or len(present) < lo:
+        expected = str(lo) if lo == hi else f"{lo} to {hi}"
+        raise ctx.fail(op, f"expects {expected} inputs and {outputs} output(s), got {len(op.inputs)} "
+                           f"and {len(op.outputs)}")
+
+
+def shape4(ctx: LoweringContext, op: Operator, t: Tensor, role: str) -> tuple[int, int, int, int]:
+    """The tensor's shape as NHWC, padded with leading 1s (TFLM's ExtendedShape)."""
+    if len(t.shape) > 4:
+        raise ctx.fail(op, f"{role} tensor #{t.index} has {len(t.shape)} dimensions (supported: up to 4)")
+    if any(d <= 0 for d in t.shape):
+        raise ctx.fail(op, f"{role} tensor #{t.index} has a dynamic or empty shape {list(t.shape)}")
+    dims = (1,) * (4 - len(t.shape)) + tuple(int(d) for d in t.shape)
+    return dims  # type: ignore[return-value]
+
+
+def per_tensor(ctx: LoweringContext, op: Operator, t: Tensor, role: str) -> tuple[float, int]:
+    if t.quant is None or t.quant.per_channel:
+        raise ctx.fail(op, f"{role} tensor #{t.index} {t.dtype} needs per-tensor quantization")
+    if not t.quant.scale > 0:
+        raise ctx.fail(op, f"{role} tensor #{t.index} has a non-positive scale {t.quant.scale}")
+    return t.quant.scale, t.quant.zero_point
+
+
+def dtypes(ctx: LoweringContext, op: Operator, tensors: list[Tensor], allowed: tuple[str, ...] = IO_DTYPES) -> str:
+    """The one dtype all `tensors` share (float32 or int8), else refuse."""
+    kinds = {t.dtype for t in tensors}
+    if len(kinds) != 1 or next(iter(kinds)) not in allowed:
+        described = ", ".join(f"#{t.index} {t.dtype}" for t in tensors)
+        raise ctx.fail(op, f"tensors {described}: supported are all {' or all '.join(allowed)}")
+    return kinds.pop()
+
+
+def not_constant(ctx: LoweringContext, op: Operator, t: Tensor, role: str) -> None:
+    if t.is_constant:
+        raise ctx.fail(op, f"{role} tensor #{t.index} is a constant (not supported as a {role} of "
+                           f"{op.opcode})")
 
 
 def activation(ctx: LoweringContext, op: Operator) -> str:
@@ -96,7 +138,7 @@ def window_literal(w: Window) -> str:
             f".dilation_w = {w.dilation_w}, .pad_h = {w.pad_h}, .pad_w = {w.pad_w}}}")
 
 
-def int8_conv_params(e: Emitter, name: str, *, depthwise: bool, window: Window, depth_multiplier: int,
+def int8_conv_params(e: StepEmitter, name: str, *, depthwise: bool, window: Window, depth_multiplier: int,
                      input_offset: int, output_offset: int, act_min: int, act_max: int) -> str:
     """The tf_conv_params_s8 / tf_depthwise_params_s8 of an int8 convolution (reference and optimized)."""
     fields = [("window", window_literal(window))]

@@ -7,12 +7,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm.codegen.emit import Emitter, c_float
-from farm.codegen.lowering import LoweringContext, Step, lowering, per_tensor, shape4
+from farm.codegen.emit import c_float
+from farm.codegen.ir import LoweringContext, Step, StepEmitter
 from farm.codegen.ops import optimized
-from farm.codegen.ops.common import Window, activation, float_clamp, int8_clamp, int8_conv_params, window, \
-    window_literal
+from farm.codegen.ops.common import (
+    Window,
+    activation,
+    float_clamp,
+    int8_clamp,
+    int8_conv_params,
+    per_tensor,
+    shape4,
+    window,
+    window_literal,
+)
 from farm.codegen.ops.fully_connected import fused_weight_scales, int8_weight_multipliers, weight_step_reads
+from farm.codegen.registry import lowering
 from farm.codegen.tflite_reader import Operator
 
 
@@ -47,7 +57,7 @@ class Conv(Step):
     def int8(self) -> bool:
         return self.kernel.endswith("_s8")
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         lines = []
         if self.int8:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from farm.codegen.emit import Emitter, c_float, c_int
-from farm.codegen.lowering import LoweringContext, Requant, Step, dtypes, io_count, lowering, per_tensor, shape4
-from farm.codegen.ops.common import activation, float_clamp, int8_clamp, requant
+from farm.codegen.emit import c_float, c_int
+from farm.codegen.ir import LoweringContext, Requant, Step, StepEmitter
+from farm.codegen.ops.common import activation, dtypes, float_clamp, int8_clamp, io_count, per_tensor, requant, shape4
 from farm.codegen.quantize_multiplier import quantize_multiplier
+from farm.codegen.registry import lowering
 from farm.codegen.tflite_reader import Operator
 
 ADD_LEFT_SHIFT = 20  # TFLM: 20 for int8 (15 for int16)
@@ -32,7 +33,7 @@ class Binary(Step):
     activation: str
     params: tuple[tuple[str, str], ...]  # the C struct's fields, as literals
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         struct = {"add_s8": "tf_add_params_s8", "mul_s8": "tf_mul_params_s8"}.get(self.kernel,
                                                                                 "tf_activation_params_f32")

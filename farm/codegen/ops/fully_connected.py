@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from farm.codegen.emit import Emitter, c_float, c_int
-from farm.codegen.lowering import LoweringContext, Step, lowering, per_tensor
+from farm.codegen.emit import c_float, c_int
+from farm.codegen.ir import LoweringContext, Step, StepEmitter
 from farm.codegen.ops import optimized
-from farm.codegen.ops.common import activation, float_clamp, int8_clamp, requant
+from farm.codegen.ops.common import activation, float_clamp, int8_clamp, per_tensor, requant
 from farm.codegen.quantize_multiplier import fc_real_multiplier
+from farm.codegen.registry import lowering
 from farm.codegen.tflite_reader import Operator, Tensor
 
 
@@ -23,7 +24,7 @@ class FcDims:
     output_depth: int
 
 
-def _dims(e: Emitter, prefix: str, dims: FcDims) -> list[str]:
+def _dims(e: StepEmitter, prefix: str, dims: FcDims) -> list[str]:
     return [
         e.dims(f"{prefix}_input_dims", (dims.batches, 1, 1, dims.accum_depth)),
         e.dims(f"{prefix}_filter_dims", (dims.output_depth, 1, 1, dims.accum_depth)),
@@ -51,7 +52,7 @@ class FullyConnectedS8(Step):
     def per_channel(self) -> bool:
         return len(self.multipliers) > 1
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         lines = [e.struct("tf_fc_params_s8", f"{p}_params", [
             ("input_offset", c_int(self.input_offset)), ("filter_offset", c_int(self.filter_offset)),
@@ -86,7 +87,7 @@ class FullyConnectedF32(Step):
     act_max: float
     filter_scales: tuple[float, ...] | None = None  # int8 weights: one scale per output channel
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         lines = [f"static const tf_fc_params_f32 {p}_params = {{{c_float(self.act_min)}, {c_float(self.act_max)}}};"]
         if self.filter_scales is not None:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from farm.codegen.emit import Emitter, c_int
-from farm.codegen.lowering import LoweringContext, Step, dtypes, io_count, lowering, not_constant, per_tensor
-from farm.codegen.ops.common import requant
+from farm.codegen.emit import c_int
+from farm.codegen.ir import LoweringContext, Step, StepEmitter
+from farm.codegen.ops.common import dtypes, io_count, not_constant, per_tensor, requant
+from farm.codegen.registry import lowering
 from farm.codegen.tflite_reader import Operator
 
 
@@ -33,7 +34,7 @@ class Mean(Step):
     multiplier: int = 0
     shift: int = 0
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         lines = [f"static const tf_reduce_shape {p}_shape = {{{self.outer}, {self.reduced}, {self.inner}}};"]
         args = [f"&{p}_shape", e.pointer(self.input, writable=False), e.pointer(self.output, writable=True)]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from farm.codegen.emit import Emitter, c_int
-from farm.codegen.lowering import Step
+from farm.codegen.emit import c_int
+from farm.codegen.ir import Step, StepEmitter
 from farm.codegen.ops.common import Window, int8_conv_params
 from farm.codegen.packing import effective_bias, pack_depthwise, pack_rows
 from farm.codegen.tflite_reader import Tensor
@@ -54,7 +54,7 @@ class FastS8(Step):
     def own_const_bytes(self) -> int:
         return len(self.packed) + 4 * len(self.bias_eff)
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         channels = channel_table(self.bias_eff, self.multipliers, self.shifts)
         lines = [

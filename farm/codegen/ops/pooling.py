@@ -6,9 +6,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm.codegen.emit import Emitter, c_float, c_int
-from farm.codegen.lowering import LoweringContext, Step, dtypes, io_count, lowering, not_constant, per_tensor, shape4
-from farm.codegen.ops.common import Window, activation, float_clamp, int8_clamp, window, window_literal
+from farm.codegen.emit import c_float, c_int
+from farm.codegen.ir import LoweringContext, Step, StepEmitter
+from farm.codegen.ops.common import (
+    Window,
+    activation,
+    dtypes,
+    float_clamp,
+    int8_clamp,
+    io_count,
+    not_constant,
+    per_tensor,
+    shape4,
+    window,
+    window_literal,
+)
+from farm.codegen.registry import lowering
 from farm.codegen.tflite_reader import Operator
 
 
@@ -24,7 +37,7 @@ class Pool(Step):
     act_min: float | int
     act_max: float | int
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         int8 = self.kernel.endswith("_s8")
         lit = c_int if int8 else c_float

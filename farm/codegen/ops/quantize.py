@@ -1,6 +1,6 @@
 """QUANTIZE (float32 -> int8, and int8 -> int8 requantization) and DEQUANTIZE
 (int8 -> float32). A DEQUANTIZE of constant int8 weights that only weight ops
-read is folded into them (see farm.codegen.lowering.fusable_dequantize)."""
+read is folded into them (see farm.codegen.ir.fusable_dequantize)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from farm.codegen.emit import Emitter, c_float, c_int
-from farm.codegen.lowering import LoweringContext, Step, lowering, per_tensor
+from farm.codegen.emit import c_float, c_int
+from farm.codegen.ir import LoweringContext, Step, StepEmitter
 from farm.codegen.ops.activations import Unary, requantize_fields, unary_io
-from farm.codegen.ops.common import requant
+from farm.codegen.ops.common import per_tensor, requant
+from farm.codegen.registry import lowering
 from farm.codegen.tflite_reader import Operator
 
 
@@ -25,7 +26,7 @@ class Affine(Step):
     scale: float
     zero_point: int
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         e.declare(self, f"static const tf_affine_quant_params {p}_quant = "
                         f"{{{c_float(self.scale)}, {c_int(self.zero_point)}}};")

@@ -9,18 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from farm.codegen.emit import Emitter
-from farm.codegen.lowering import (
-    Alias,
-    LoweringContext,
-    Step,
-    dtypes,
-    io_count,
-    lowering,
-    not_constant,
-    per_tensor,
-    shape4,
-)
+from farm.codegen.ir import Alias, LoweringContext, Step, StepEmitter
+from farm.codegen.ops.common import dtypes, io_count, not_constant, per_tensor, shape4
+from farm.codegen.registry import lowering
 from farm.codegen.tflite_reader import Operator
 
 
@@ -46,7 +37,7 @@ class Pad(Step):
     element_bytes: int
     pad_value: int  # little-endian bit pattern
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         before = ", ".join(str(b) for b in self.before)
         e.declare(self, e.struct("tf_pad_params", f"{p}_params", [
@@ -91,7 +82,7 @@ class Concatenation(Step):
     row_bytes: tuple[int, ...]
     axis: int
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         pointers = ", ".join(e.pointer(t, writable=False, ctype="uint8_t") for t in self.inputs)
         e.declare(self,

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from farm.codegen.emit import Emitter, c_float
+from farm.codegen.emit import c_float
 from farm.codegen.fixed_point_math import softmax_exp_lut
-from farm.codegen.lowering import LoweringContext, Step, dtypes, io_count, lowering, not_constant, per_tensor
+from farm.codegen.ir import LoweringContext, Step, StepEmitter
+from farm.codegen.ops.common import dtypes, io_count, not_constant, per_tensor
+from farm.codegen.registry import lowering
 from farm.codegen.tflite_reader import Operator
 
 
@@ -27,7 +29,7 @@ class Softmax(Step):
     beta: float
     exp_lut: tuple[int, ...] = ()
 
-    def emit(self, e: Emitter) -> None:
+    def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
         dims = e.dims(f"{p}_dims", (self.rows, 1, 1, self.depth))
         if self.kernel == "softmax_s8":

@@ -3,7 +3,7 @@
  *
  * QEMU 7.2 has no DWT cycle counter (CYCCNT reads 0). Under `-icount shift=N`
  * SysTick advances with executed instructions: ticks = instructions * 2^N * f / 1e9,
- * which the host converts back to instructions (DESIGN.md, "Timing"). */
+ * which the host converts back to instructions (README, "Honest numbers"; docs/ARCHITECTURE.md). */
 #if defined(HARNESS_BOARD_MPS2)
 
 #include <stdint.h>

@@ -4,7 +4,7 @@
  * Under `-icount shift=N` QEMU derives minstret (and mcycle) from the virtual
  * clock, which advances 2^N ns per executed instruction; with shift=0 the count
  * is the number of retired instructions itself, deterministic from run to run
- * (DESIGN.md, "Timing"). The host labels it "instructions". */
+ * (README, "Honest numbers"; docs/ARCHITECTURE.md). The host labels it "instructions". */
 #if defined(HARNESS_BOARD_SIFIVE_E) && defined(__riscv)
 
 #include <stdint.h>

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from farm.board import registry as boards
+from farm.board import qemu_driver as boards
 from farm.build.firmware import BuildTarget
 from farm.config.inventory import load_inventory
 from farm.config.machine_flags import machine_flags

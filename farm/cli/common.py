@@ -1,0 +1,222 @@
+"""What every ``farm`` command shares: exit codes, the two consoles, the usage error, the
+options every command takes the same way (``--devices FILE``, ``--db URL``; ``--lease-wait`` /
+``--skip-busy`` on the commands that use a board; ``--thresholds``), and the checks of what the
+user named: devices, models, variants, runs.
+
+Exit codes: 0 success; 1 a measurement failed or a check/test failed; 2 bad input
+(inventory, model, arguments) — reported in one message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# wide tables when the output is a file or a CI log rather than a terminal
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+DEFAULT_DEVICES = Path("devices.yaml")
+DEFAULT_LEASE_WAIT = 900.0
+RUN_REFS = "a run id, 'latest', 'latest-nightly' or 'baseline'"
+
+_DEVICES_KEY = "farm.devices_file"
+_DB_KEY = "farm.db_url"
+
+
+class FarmUsageError(click.ClickException):
+    """Bad input: one sentence on stderr, exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def show(self, file: Any = None) -> None:
+        err.print(f"[bold red]error:[/] {escape(self.message)}", soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- --devices and --db
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """An option callback that keeps a given value in the context chain's shared ``meta``: the
+    option nearest the command is parsed last, so it wins (command > group > default)."""
+
+    def _set(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            ctx.meta[key] = value
+
+    return _set
+
+
+def farm_options(fn: Any) -> Any:
+    """``--devices FILE`` and ``--db URL``, on the ``farm`` group and on every command, with the
+    same help. Precedence: the command's option, else the group's, else (``--db``) $FARM_DB_URL,
+    else the sqlite database in the state folder; (``--devices``) ./devices.yaml."""
+    fn = click.option("--db", "db_url", metavar="URL", default=None, expose_value=False, is_eager=True,
+                      callback=_remember(_DB_KEY),
+                      help="Results database URL (default: $FARM_DB_URL, else sqlite in the state folder), "
+                           "e.g. postgresql://farm@db-host:5432/farm.")(fn)
+    return click.option("--devices", "devices_file", type=click.Path(path_type=Path), default=None,
+                        expose_value=False, is_eager=True, callback=_remember(_DEVICES_KEY),
+                        help=f"Inventory file (default: {DEFAULT_DEVICES}).")(fn)
+
+
+def devices_file(ctx: click.Context) -> Path:
+    """The inventory file this command works on (``--devices``)."""
+    return Path(ctx.meta.get(_DEVICES_KEY) or DEFAULT_DEVICES)
+
+
+def db_url(ctx: click.Context) -> str:
+    """The results database this command works on (``--db``, else $FARM_DB_URL, else the state folder's)."""
+    from farm.config.state import default_db_url, state_dir
+
+    return ctx.meta.get(_DB_KEY) or default_db_url(state_dir())
+
+
+def open_store(url: str) -> Any:
+    """The results store at ``url``; a bad URL or dead server is a usage error."""
+    from farm.store.results import ResultsError, ResultsStore
+
+    try:
+        return ResultsStore(url)
+    except ResultsError as exc:
+        raise FarmUsageError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- leases
+def lease_options(fn: Any) -> Any:
+    """``--lease-wait SECONDS`` and ``--skip-busy``, on every command that uses a board."""
+    fn = click.option("--skip-busy", "skip_busy", is_flag=True,
+                      help="Skip devices that another run holds, without waiting.")(fn)
+    return click.option("--lease-wait", "lease_wait", type=float, default=DEFAULT_LEASE_WAIT, show_default=True,
+                        metavar="SECONDS", help="Wait this long for a device that another run holds, then skip it.")(fn)
+
+
+def lease_wait_for(lease_wait: float, skip_busy: bool) -> float:
+    """Seconds to wait for a busy device: none with ``--skip-busy``."""
+    return 0.0 if skip_busy else lease_wait
+
+
+def lease_policy(ctx: click.Context, lease_wait: float, skip_busy: bool, purpose: str) -> Any:
+    """The LeasePolicy a board is opened under (farm.board.leases): this command's database,
+    how long to wait for a busy device, and who holds it (``farm infer``...)."""
+    from farm.board.leases import LeasePolicy
+
+    return LeasePolicy(db_url(ctx), lease_wait_for(lease_wait, skip_busy), purpose)
+
+
+def print_skipped(exc: BaseException) -> None:
+    """``skipped: qemu-m3 is busy: leased by ...`` (a busy or quarantined device)."""
+    err.print(f"[yellow]skipped:[/] {escape(str(exc))}")
+
+
+# --------------------------------------------------------------------------- what the user named
+def load_inventory(path: Path) -> Any:
+    """The inventory at ``path``; a malformed or missing file is a usage error naming file/line/field."""
+    from farm.config.inventory import InventoryError, load_inventory as load
+
+    try:
+        return load(path)
+    except InventoryError as exc:
+        raise FarmUsageError(str(exc)) from None
+    except FileNotFoundError:
+        raise FarmUsageError(f"{path}: inventory file not found (pass --devices FILE)") from None
+
+
+def select_devices(inventory: Any, names: Sequence[str]) -> list[Any]:
+    """The devices named (all when none is), refusing unknown names in one sentence."""
+    if not names:
+        return list(inventory.devices)
+    known = {d.name: d for d in inventory.devices}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise FarmUsageError(f"unknown device(s) {', '.join(unknown)}; the inventory has: {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+def known_models() -> list[str]:
+    """The one list a model name is checked against: every registered model (a model named
+    explicitly is available whatever $FARM_MODELS selects)."""
+    from farm.models.registry import registered_models
+
+    return registered_models()
+
+
+def default_models() -> list[str]:
+    """The models a command works through when none is named ($FARM_MODELS, else all)."""
+    from farm.models.registry import UnknownModelError, list_models
+
+    try:
+        return list_models()
+    except UnknownModelError as exc:
+        raise FarmUsageError(str(exc)) from None
+
+
+def check_models_and_variants(model_names: Sequence[str], variants: Sequence[str], hint: str = "") -> None:
+    """Refuse, in one sentence, model names that are not known models and unknown variants."""
+    from farm.models import VARIANTS
+
+    known = known_models()
+    unknown = [m for m in model_names if m not in known]
+    if unknown:
+        raise FarmUsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}{hint}")
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise FarmUsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
+
+
+# --------------------------------------------------------------------------- thresholds and runs
+def thresholds_option(fn: Any) -> Any:
+    return click.option("--thresholds", "thresholds_file", type=click.Path(path_type=Path), default=None,
+                        help="Regression thresholds (default: $FARM_THRESHOLDS, else ./farm-thresholds.toml "
+                             "when present, else the built-in defaults).")(fn)
+
+
+def load_thresholds_for_cli(path: Path | None) -> Any:
+    from farm.config.thresholds import ThresholdsError, load_thresholds
+
+    try:
+        return load_thresholds(path)
+    except ThresholdsError as exc:
+        raise FarmUsageError(str(exc)) from None
+
+
+def resolve_run(store: Any, ref: str) -> Any:
+    """The RunRecord that ``ref`` names: an id, ``latest`` (any kind), ``latest-nightly``, or
+    ``baseline`` (what the next nightly would be compared with: pinned, else the last passing nightly)."""
+    from farm.store.results import ResultsError
+
+    if ref == "latest":
+        run = store.latest_run()
+        if run is None:
+            raise FarmUsageError("no runs in the results database yet")
+        return run
+    if ref == "latest-nightly":
+        run = store.latest_run("nightly")
+        if run is None:
+            raise FarmUsageError("no nightly runs in the results database yet")
+        return run
+    if ref == "baseline":
+        pinned = store.pinned_baseline()
+        if pinned is not None:
+            try:
+                return store.run(pinned)
+            except ResultsError:
+                raise FarmUsageError(f"the pinned baseline, run {pinned}, is not in the results database "
+                                     f"(farm baseline unpin)") from None
+        run = store.last_passing_run("nightly")
+        if run is None:
+            raise FarmUsageError("no baseline: no nightly has passed yet and none is pinned (farm baseline pin RUN)")
+        return run
+    try:
+        run_id = int(ref)
+    except ValueError:
+        raise FarmUsageError(f"{ref!r} is not a run: expected {RUN_REFS}") from None
+    try:
+        return store.run(run_id)
+    except ResultsError as exc:
+        raise FarmUsageError(str(exc)) from None
