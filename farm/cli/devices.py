@@ -6,7 +6,7 @@ import json
 
 import click
 
-from farm.cli.common import db_url, devices_file, err, farm_options, load_inventory, out, select_devices
+from farm.cli.common import db_url, devices_file, err, farm_options, load_inventory, open_store, out, select_devices
 
 
 @click.command("devices")
@@ -28,7 +28,9 @@ def devices(ctx: click.Context, as_json: bool, clear: tuple[str, ...]) -> None:
     inventory = load_inventory(devices_file(ctx))
     select_devices(inventory, clear)
     rows = device_rows(inventory)
-    leases = LeaseManager(db_url(ctx), purpose="farm devices")
+    url = db_url(ctx)
+    open_store(url).close()  # a bad URL or a dead server: one sentence, exit 2
+    leases = LeaseManager(url, purpose="farm devices")
     try:
         for name in clear:
             if leases.clear_quarantine(name):

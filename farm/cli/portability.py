@@ -49,7 +49,7 @@ def portability(ctx: click.Context, device_names: tuple[str, ...], model_names: 
     soft-float calls one inference makes (measured on emulated boards).
     Exit code 1 when a cell does not run (or, with --static-only, does not pass).
     """
-    from farm.board.leases import DeviceBusy
+    from farm.board.leases import DeviceBusy, DeviceQuarantined
     from farm.config.state import state_dir
     from farm.models import VARIANTS
 
@@ -57,7 +57,7 @@ def portability(ctx: click.Context, device_names: tuple[str, ...], model_names: 
     check_models_and_variants(model_names, variants)
     state = state_dir()
     lease = lease_policy(ctx, lease_wait, skip_busy, purpose="farm portability")  # each board run is leased
-    busy: set[str] = set()  # devices another run held: skipped for the rest of the matrix
+    busy: set[str] = set()  # devices another run held (or quarantined): skipped for the rest of the matrix
     cells = []
     for model in model_names or default_models():
         for variant in variants or VARIANTS:
@@ -68,7 +68,7 @@ def portability(ctx: click.Context, device_names: tuple[str, ...], model_names: 
                     with err.status(f"{device.name} {model}/{variant}") as status:
                         cell = portability_cell(device, model, variant, state, run=not static_only,
                                                 progress=lambda msg: status.update(escape(msg)), lease=lease)
-                except DeviceBusy as exc:
+                except (DeviceBusy, DeviceQuarantined) as exc:
                     print_skipped(exc)
                     busy.add(device.name)
                     continue

@@ -18,6 +18,8 @@ from rich.table import Table
 
 from farm.board.qemu import QEMU_BINARY
 from farm.report.figures import float32_counts, is_modelled, speedup_vs_float32
+from farm.report.labels import run_label
+from farm.store.status import RunStatus
 
 JSON_FIELDS = (
     "device", "model", "variant", "status", "message", "unit", "count_median", "count_min", "count_max",
@@ -89,7 +91,12 @@ def _latency_only_note(model: str) -> str:
         return ""
 
 
-def print_results(console: Console, records: Iterable[Any], title: str) -> None:
+def print_results(console: Console, records: Iterable[Any], title: str, run: Any = None) -> None:
+    """The results of a run, one row each; ``run`` (its RunRecord), when given, says if it was aborted."""
+    records = list(records)
+    if run is not None and run.status == RunStatus.ABORTED:
+        console.print(f"[red]{escape(run_label(run))}: its process is gone and it never finished[/]; "
+                      f"{len(records)} result{'s' if len(records) != 1 else ''} stored before", soft_wrap=True)
     table = Table(title=title)
     for col in ("device", "model", "variant", "status", "count / inference", "latency", "energy",
                 "accuracy dev / host", "bit-exact", "flash", "RAM"):
@@ -143,7 +150,6 @@ SEVERITY_STYLE = {"regression": "bold red", "changed": "yellow", "improved": "gr
 def print_comparison(console: Console, comparison: Any, *, show_noise: bool = False,
                      title: str | None = None) -> None:
     """What changed against the baseline: one row per finding, regressions first."""
-    from farm.report.labels import run_label
     from farm.judge.regression import METRIC_LABELS, PROVENANCE_METRICS, format_pct, format_value
 
     if comparison.baseline is None:

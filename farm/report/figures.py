@@ -1,8 +1,8 @@
 """The figures the reports and the bench derive from stored results, computed in one place.
 
-- :func:`speedup_vs_float32`: how much faster a variant runs than its float32 build on the
-  same board (float32 count / variant count; > 1 is faster), for the console triad, the
-  HTML report (table and plot) and ``farm bench``.
+- :func:`speedup_vs_float32`: how much faster a variant runs than the float32 build of its
+  model on the same board (float32 count / variant count; > 1 is faster), for the console
+  triad, the HTML report (table and plot) and ``farm bench``.
 - :func:`is_modelled` (from :mod:`farm.store.records`): whether an energy figure was
   modelled from the count rather than measured.
 """
@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from farm.store.records import is_modelled
 from farm.store.status import Status
@@ -18,7 +18,17 @@ from farm.store.status import Status
 __all__ = ["FLOAT32", "float32_counts", "is_modelled", "measured_count", "speedup", "speedup_vs_float32"]
 
 FLOAT32 = "float32"
-T = TypeVar("T")
+
+
+class Combination(Protocol):
+    """A row about one (device, model, variant): a ResultRecord, a bench row."""
+
+    device: str
+    model: str
+    variant: str
+
+
+Row = TypeVar("Row", bound=Combination)
 
 
 def measured_count(record: Any) -> float | None:
@@ -33,25 +43,24 @@ def speedup(float32_count: float | None, count: float | None) -> float | None:
     return float32_count / count
 
 
-def float32_counts(rows: Iterable[T], count: Callable[[T], float | None] = measured_count,
+def float32_counts(rows: Iterable[Row], count: Callable[[Row], float | None] = measured_count,
                    ) -> dict[tuple[str, str], float]:
     """(device, model) -> the count of the float32 build (the last one known, if measured twice)."""
     out: dict[tuple[str, str], float] = {}
     for r in rows:
         value = count(r)
-        if getattr(r, "variant") == FLOAT32 and value:
-            out[(getattr(r, "device"), getattr(r, "model"))] = value
+        if r.variant == FLOAT32 and value:
+            out[(r.device, r.model)] = value
     return out
 
 
-def speedup_vs_float32(row: T, float32: dict[tuple[str, str], float],
-                       count: Callable[[T], float | None] = measured_count) -> float | None:
+def speedup_vs_float32(row: Row, float32: dict[tuple[str, str], float],
+                       count: Callable[[Row], float | None] = measured_count) -> float | None:
     """The speedup of ``row`` over the float32 build of its model on its device (``float32``:
     from :func:`float32_counts`); None for float32 itself and whenever a count is unknown.
 
-    ``row`` has ``device``, ``model`` and ``variant``; ``count`` reads its count (by default
-    the median of an ``ok`` result).
+    ``count`` reads a row's count (by default the median of an ``ok`` result).
     """
-    if getattr(row, "variant") == FLOAT32:
+    if row.variant == FLOAT32:
         return None
-    return speedup(float32.get((getattr(row, "device"), getattr(row, "model"))), count(row))
+    return speedup(float32.get((row.device, row.model)), count(row))

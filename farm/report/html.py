@@ -233,7 +233,8 @@ def triad_figure(figs: _Figures, model: str, records: Sequence[ResultRecord]) ->
     axes[2].set_title(f"{metric} on the device ({better})")
     axes[2].margins(y=0.2)
     handles, labels = axes[2].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
+    if labels:  # none when no result was measured (every one failed)
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
     fig.suptitle(f"{model}: size, latency, accuracy", fontweight="bold")
     return figs.svg(fig, f"plot-triad-{model}", f"The triad for <b>{_e(model)}</b>: model size per variant, "
                     f"latency and {_e(metric)} per board and variant (black ticks: the host reference).")
@@ -357,7 +358,8 @@ def trend_figure(figs: _Figures, model: str, metric: str, label: str, getter: Ca
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, fontsize=8)
+    if labels:
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, fontsize=8)
     fig.suptitle(f"{model}: {label} over the last {len(history)} nightlies", fontsize=10, fontweight="bold")
     caption = (f"Trend of <b>{_e(label)}</b> for <b>{_e(model)}</b> per board, one point per nightly (run id); "
                f"red X: a regression judged that night; dotted line: the baseline of this run.")

@@ -29,7 +29,7 @@ MODELLED_PREFIX = "modelled"
 
 def is_modelled(energy_source: str | None) -> bool:
     """Whether an energy figure was modelled from the count (a datasheet model), not measured."""
-    return bool(energy_source) and energy_source.startswith(MODELLED_PREFIX)  # type: ignore[union-attr]
+    return energy_source is not None and energy_source.startswith(MODELLED_PREFIX)
 
 
 @dataclasses.dataclass(kw_only=True)

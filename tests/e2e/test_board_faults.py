@@ -38,6 +38,13 @@ def inventory() -> Any:
     return load_inventory(REPO / "devices.yaml")
 
 
+@pytest.fixture(autouse=True)
+def own_leases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's boards are leased in its own database (open_board takes a lease): the
+    time bounds below are the fault's, not a wait for a board another test run holds."""
+    monkeypatch.setenv("FARM_DB_URL", f"sqlite:///{tmp_path / 'leases.db'}")
+
+
 def test_hard_float_build_on_fpu_less_m3_faults_nocp_and_is_not_portable(inventory, state_dir: Path):
     m3 = inventory.device("qemu-m3")
     hard = BuildTarget(m3.board, machine_flags("cortex-m4", "sp", True))  # what a Cortex-M4F would get

@@ -91,3 +91,22 @@ def test_a_second_run_skips_or_waits_for_a_held_device(command: str, tmp_path: P
     assert len(ours) == 1, log  # the skipping run never had it, the waiting one once
     assert ours[0]["acquired_at"] >= released_at[0] - 1e-3, log  # only after the holder let go
     assert f"farm {command}" in (ours[0]["owner_label"] or ""), log
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "--device", DEVICE, "--model", "sine", "--variant", "int8"],
+    ["bench", "--device", DEVICE, "--model", "sine", "--variant", "int8"],
+])
+def test_run_and_bench_skip_a_held_device_the_same_way(command: list[str], tmp_path: Path, state_dir: Path):
+    url = _database(tmp_path)
+    holder = LeaseManager(url, purpose=HOLDER)
+    holder.acquire(DEVICE)
+    try:
+        process = _farm(command + ["--skip-busy"], url)
+        stdout, stderr = process.communicate(timeout=600)
+    finally:
+        holder.close()
+    assert process.returncode == 1, stdout + stderr
+    assert "Traceback" not in stderr
+    assert f"skipped: {DEVICE} is busy: leased by {HOLDER}" in " ".join(stderr.split()), stderr
+    assert [e["device"] for e in LeaseManager(url).log()] == [DEVICE]  # only the holder's

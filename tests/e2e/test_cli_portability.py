@@ -62,3 +62,53 @@ def test_portability_static_only_table(state_dir: Path):
 def test_portability_refuses_unknown_model():
     proc = farm("portability", "--model", "nope")
     assert proc.returncode == 2 and "unknown model(s) nope" in proc.stderr
+
+
+SERIAL_BOARD = """\
+devices:
+  - name: usb-m3
+    core: cortex-m3
+    fpu: none
+    dsp: false
+    clock_hz: 25000000
+    flash_bytes: 4194304
+    ram_bytes: 4194304
+    board: qemu-mps2-an385
+    serial:
+      port: {port}
+    flash:
+      protocol: qemu
+      machine: mps2-an385
+      icount_shift: 6
+"""
+
+
+def test_a_serial_board_that_cannot_be_opened_is_an_infra_error_cell(tmp_path: Path, state_dir: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    """The board is "flashed", but its port (a /dev path) does not exist: the farm could not
+    use the board. The cell says infra-error (no verdict on the firmware), exit code 1, and
+    no traceback -- the matrix goes on."""
+    from click.testing import CliRunner
+
+    from farm.board import agent
+    from farm.cli.main import cli
+
+    port = "/dev/tinyfarm-missing/ttyUSB9"
+    assert not os.path.exists(port)
+    monkeypatch.setattr(agent.QemuFlasher, "load", lambda self, image: {})  # flashed; the port stays absent
+    inventory = tmp_path / "devices.yaml"
+    inventory.write_text(SERIAL_BOARD.format(port=port))
+    result = CliRunner().invoke(cli, ["portability", "--devices", str(inventory), "--model", "sine",
+                                      "--variant", "int8"])
+    output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert result.exception is None or isinstance(result.exception, SystemExit), output
+    assert result.exit_code == 1, output
+    assert "Traceback" not in output
+    assert "infra-error" in output
+    assert f"cannot open serial port {port}" in output
+
+    json_run = CliRunner().invoke(cli, ["portability", "--devices", str(inventory), "--model", "sine",
+                                        "--variant", "int8", "--json"])
+    [cell] = json.loads(json_run.stdout)
+    assert (cell["device"], cell["status"], cell["checked"]) == ("usb-m3", "infra-error", "static+board")
+    assert cell["reason"].startswith(f"usb-m3: cannot open serial port {port}")

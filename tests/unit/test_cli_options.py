@@ -176,3 +176,9 @@ def test_a_bad_farm_models_is_a_usage_error(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("FARM_MODELS", "sine,nope")
     with pytest.raises(FarmUsageError, match="FARM_MODELS names unknown model"):
         default_models()
+
+
+def test_a_bad_db_is_one_sentence_for_devices_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("FARM_HOME", str(tmp_path / "state"))
+    result = CliRunner().invoke(cli, ["--devices", str(REPO / "devices.yaml"), "devices", "--db", "nonsense"])
+    assert result.exit_code == 2 and "not a database URL: 'nonsense'" in result.output, result.output

@@ -120,7 +120,10 @@ def test_a_crash_mid_run_keeps_the_results_added_before(tmp_path: Path) -> None:
         ("qemu-m4f", "int8-weights", 1000.0),
     ]
     run = store.run(run_id)
-    assert (run.status, run.finished_at) == ("running", None)
+    # its process is gone: the run reads as aborted (and is stored so), never finished
+    assert (run.status, run.finished_at) == ("aborted", None)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone() == ("aborted",)
     # the next run goes on in the same database
     next_run = store.start_run("nightly", "cafe123")
     assert next_run == run_id + 1 and store.latest_run("nightly") is not None
@@ -136,7 +139,7 @@ def test_tables_are_created_with_the_documented_columns(tmp_path: Path) -> None:
         result_columns = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
     assert tables == {"runs", "results", "findings", "settings"}
     assert run_columns == ["id", "started_at", "finished_at", "kind", "git_commit", "farm_version", "status",
-                           "baseline_id", "regressions", "details"]
+                           "baseline_id", "regressions", "details", "host", "pid", "process_start"]
     assert result_columns == {f.name for f in dataclasses.fields(ResultRecord)}
 
 
@@ -357,3 +360,38 @@ def test_postgres_urls_use_psycopg_and_bad_urls_are_refused_with_a_sentence(tmp_
         ResultsStore("not a url")
     with pytest.raises(ResultsError, match=r"cannot open the results database postgresql\+psycopg://farm:\*\*\*@"):
         ResultsStore("postgresql://farm:secret@127.0.0.1:1/farm")  # nothing listens on port 1
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return url(tmp_path / "old.db") if request.param == "sqlite" else request.getfixturevalue("pg_db_url")
+
+
+def test_an_older_runs_table_gets_the_process_columns_on_sqlite_and_postgres(any_url: str) -> None:
+    """A database made before runs recorded their host, pid and process start: opening it adds
+    the columns; its runs keep their statuses, and a run left running by an older tinyfarm
+    stays running (nobody knows its process), while new runs record theirs."""
+    from sqlalchemy import create_engine, text
+
+    old = create_engine(any_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    key = "SERIAL PRIMARY KEY" if old.dialect.name == "postgresql" else "INTEGER PRIMARY KEY"
+    with old.begin() as conn:
+        conn.execute(text(f"CREATE TABLE runs (id {key}, started_at TIMESTAMP, finished_at TIMESTAMP, "
+                          "kind VARCHAR(16), git_commit VARCHAR(64), farm_version VARCHAR(64), status VARCHAR(16), "
+                          "baseline_id INTEGER, regressions INTEGER, details JSON)"))
+        conn.execute(text("INSERT INTO runs (started_at, finished_at, kind, status) VALUES "
+                          "('2026-01-01 00:00:00', '2026-01-01 00:01:00', 'nightly', 'passed'), "
+                          "('2026-01-02 00:00:00', NULL, 'nightly', 'running')"))
+    old.dispose()
+    store = ResultsStore(any_url)
+    assert [(r.id, r.status) for r in store.runs()] == [(1, "passed"), (2, "running")]
+    new = store.start_run("nightly", "abc")
+    assert store.run(new).status == "running"  # this process is alive
+    from sqlalchemy import inspect
+
+    columns = {c["name"] for c in inspect(store.engine).get_columns("runs")}
+    assert {"host", "pid", "process_start"} <= columns
+    with store.engine.connect() as conn:
+        host, pid = conn.execute(text("SELECT host, pid FROM runs WHERE id = :id"), {"id": new}).one()
+    assert pid == os.getpid() and host
+    store.close()
