@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from farm.cli.common import FarmUsageError, db_url, farm_options, open_store, out, resolve_run
 from farm.report.labels import run_label
+from farm.store.status import RunStatus
 
 
 @click.group("baseline")
@@ -61,8 +62,8 @@ def pin(ctx: click.Context, run_ref: str) -> None:
     if run_ref == "baseline":
         raise FarmUsageError("pin takes a run id, 'latest' or 'latest-nightly'")
     run = resolve_run(store, run_ref)
-    if run.status == "running":
-        raise FarmUsageError(f"run {run.id} has not finished (status running): pin a finished run")
+    if run.status in (RunStatus.RUNNING, RunStatus.ABORTED):
+        raise FarmUsageError(f"run {run.id} has not finished (status {run.status}): pin a finished run")
     store.pin_baseline(run.id)
     out.print(f"pinned {escape(run_label(run))} as the baseline")
     if not store.results_for_run(run.id):

@@ -30,6 +30,7 @@ def report(ctx: click.Context, run_ref: str, output: Path, last: int, thresholds
     the last N nightlies per metric with the regressions marked; the provenance of
     each result (hashes, compiler and flags, counter, timed windows).
     """
+    from farm.judge.regression import compare_with_baseline, stored_comparison
     from farm.report.html import write_report
 
     thresholds = load_thresholds_for_cli(thresholds_file)
@@ -37,5 +38,7 @@ def report(ctx: click.Context, run_ref: str, output: Path, last: int, thresholds
     if run_ref == "latest-nightly" and store.latest_run("nightly") is None:
         run_ref = "latest"  # no nightly yet: report the latest run of any kind
     run = resolve_run(store, run_ref)
-    write_report(store, run.id, output, last=last, thresholds=thresholds)
+    # a run judged when it ran carries its comparison; any other is judged here, the report only renders
+    comparison = None if stored_comparison(store, run) else compare_with_baseline(store, run, thresholds)
+    write_report(store, run.id, output, last=last, thresholds=thresholds, comparison=comparison)
     err.print(f"report of run {run.id} ({run.kind}, {run.status}): {output}")

@@ -34,4 +34,4 @@ def results(ctx: click.Context, run_ref: str, as_json: bool) -> None:
         for record in records:
             click.echo(json.dumps(result_json(record)))
     else:
-        print_results(out, records, title=f"run {run_id}")
+        print_results(out, records, title=f"run {run_id}", run=store.run(run_id))

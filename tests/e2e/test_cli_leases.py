@@ -76,8 +76,8 @@ def test_a_second_run_skips_or_waits_for_a_held_device(command: str, tmp_path: P
         released_at: list[float] = []
 
         def release() -> None:
+            released_at.append(time.time())  # before the release: the waiting run cannot have it earlier
             holder.release(DEVICE)
-            released_at.append(time.time())
 
         timer = threading.Timer(delay, release)
         timer.start()
