@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.board.session import Session
-from farm.measure.timing import CountConverter
+from farm.board.counts import CountConverter
 from farm.store.status import Unit
 
 

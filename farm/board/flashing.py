@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farm.board.qemu import QEMU_BINARY, EmulatorSpec
+from farm.board.qemu import EmulatorSpec
+from farm.config.capabilities import qemu_binary
 from farm.board.infra import FlashError
-from farm.measure.timing import CountConverter
+from farm.board.counts import CountConverter
 from farm.board.protocol import Timing
 from farm.board import agent
 from farm.config.capabilities import count_unit
@@ -87,7 +88,7 @@ def _qemu_plan(device: Any) -> FlashPlan:
     spec = EmulatorSpec(machine, device.flash.icount_shift or 0)
     return FlashPlan(
         protocol="qemu", port=device.serial.port, baud=device.serial.baud,
-        options={"machine": machine, "icount_shift": str(spec.icount_shift), "qemu_binary": QEMU_BINARY[machine]},
+        options={"machine": machine, "icount_shift": str(spec.icount_shift), "qemu_binary": qemu_binary(machine)},
         unit=count_unit(device), convert=spec.instructions_per_inference,
     )
 

@@ -20,8 +20,6 @@ from pathlib import Path
 from farm.board.protocol import Timing
 from farm.config.capabilities import QEMU_BINARIES
 
-QEMU_BINARY = QEMU_BINARIES  # machine -> binary, from the capability table
-
 
 #: counters QEMU reads from the virtual clock (ns) under -icount
 _VIRTUAL_CLOCK_COUNTERS = frozenset({"minstret", "mcycle"})
@@ -82,9 +80,9 @@ class QemuBoard:
 
     def __init__(self, spec: EmulatorSpec, elf: Path, log_path: Path | None = None,
                  extra_args: tuple[str, ...] = ()) -> None:
-        binary = QEMU_BINARY.get(spec.machine)
+        binary = QEMU_BINARIES.get(spec.machine)
         if binary is None:
-            raise EmulatorError(f"no QEMU binary known for machine {spec.machine!r} (known: {sorted(QEMU_BINARY)})")
+            raise EmulatorError(f"no QEMU binary known for machine {spec.machine!r} (known: {sorted(QEMU_BINARIES)})")
         if shutil.which(binary) is None:
             raise EmulatorError(f"{binary} not found on PATH (Debian package qemu-system-arm / qemu-system-misc)")
         self.spec = spec

@@ -5,29 +5,19 @@ of several inferences each; the per-inference count of each window is kept, the
 median is reported with the spread, and windows far from the median (more than
 ``outlier_mads`` median absolute deviations, when the counts vary at all) are
 rejected and reported. Counts are converted to the device's unit by a
-:class:`CountConverter` (instructions on emulators, cycles on real cores).
+:data:`farm.board.counts.CountConverter` (instructions on emulators, cycles on real cores).
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from farm.board.protocol import Timing
+from farm.board.counts import CountConverter
 from farm.board.session import Session
-
-#: (raw timing of one RUN, the harness's identity) -> count per inference in the device's unit
-CountConverter = Callable[[Timing, Mapping[str, str]], float]
-
-
-def cycles_per_inference(timing: Timing, identity: Mapping[str, str]) -> float:
-    """A cycle counter (DWT->CYCCNT, SysTick at core clock): the model loop minus the
-    identical loop with an empty model, per inference (cycles beyond an empty call)."""
-    return (timing.loop_ticks - timing.null_loop_ticks) / timing.count
-
 
 @dataclass(frozen=True)
 class MeasurePlan:
@@ -80,10 +70,10 @@ def measure_timing(session: Session, sample: bytes, plan: MeasurePlan, unit: str
         if timing.count != plan.inferences_per_window:
             raise RuntimeError(f"board timed {timing.count} inferences, asked for {plan.inferences_per_window}")
         counts.append(convert(timing, identity))
-    return _reject_outliers(unit, counts, plan.outlier_mads)
+    return reject_outliers(unit, counts, plan.outlier_mads)
 
 
-def _reject_outliers(unit: str, counts: Sequence[float], outlier_mads: float) -> TimingResult:
+def reject_outliers(unit: str, counts: Sequence[float], outlier_mads: float) -> TimingResult:
     median = statistics.median(counts)
     mad = statistics.median(abs(c - median) for c in counts)
     if mad == 0:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from farm.board.qemu import QEMU_BINARY
+from farm.config.capabilities import QEMU_BINARIES
 from farm.report.figures import float32_counts, is_modelled, speedup_vs_float32
 from farm.report.labels import run_label
 from farm.store.status import RunStatus
@@ -44,7 +44,7 @@ def device_rows(inventory: Any) -> list[dict[str, Any]]:
     rows = []
     for d in inventory.devices:
         if d.emulator is not None:
-            binary = QEMU_BINARY.get(d.emulator.machine, "?")
+            binary = QEMU_BINARIES.get(d.emulator.machine, "?")
             reach = f"QEMU {d.emulator.machine} (icount shift {d.emulator.icount_shift})"
             state = "ready" if shutil.which(binary) else f"unavailable: {binary} not installed"
         else:

@@ -8,7 +8,8 @@ from fractions import Fraction
 import pytest
 
 from farm.board.qemu import EmulatorSpec
-from farm.measure.timing import _reject_outliers, cycles_per_inference
+from farm.board.counts import cycles_per_inference
+from farm.measure.timing import reject_outliers
 from farm.board.protocol import Timing
 
 IDENTITY = {"timer": "systick", "timer_hz": "25000000", "null_invoke_instructions": "2"}
@@ -51,12 +52,12 @@ def test_cycles_on_a_real_counter_subtract_the_empty_loop():
 
 
 def test_outlier_windows_are_rejected_and_reported():
-    result = _reject_outliers("cycles", [1000, 1001, 999, 1000, 5000], outlier_mads=5)
+    result = reject_outliers("cycles", [1000, 1001, 999, 1000, 5000], outlier_mads=5)
     assert result.window_counts == [1000, 1001, 999, 1000]
     assert result.rejected == [5000]
     assert result.median == 1000
 
 
 def test_identical_windows_are_kept():
-    result = _reject_outliers("instructions", [4335.0] * 5, outlier_mads=5)
+    result = reject_outliers("instructions", [4335.0] * 5, outlier_mads=5)
     assert result.window_counts == [4335.0] * 5 and result.rejected == []
