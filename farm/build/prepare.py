@@ -20,7 +20,7 @@ from farm import codegen
 from farm.build.elf import elf_sizes
 from farm.build.firmware import BuildTarget, FirmwareBuild, FirmwareBuildError, build_firmware, locked
 from farm.config.machine_flags import machine_flags
-from farm.preflight.checks import DoesNotFit, linker_overflow
+from farm.build.fits import DoesNotFit, linker_overflow
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ def infer(ctx: click.Context, model: Path, device_name: str, input_path: Path, o
     from farm.board.leases import DeviceBusy, DeviceQuarantined
     from farm.board.session import DeviceError
     from farm.config.state import state_dir
-    from farm.measure.job import DoesNotFit, infer as run_infer
+    from farm.build.fits import DoesNotFit
+    from farm.measure.job import infer as run_infer
 
     device = select_devices(load_inventory(devices_file(ctx)), (device_name,))[0]
     try:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from farm.cli.common import EXIT_FAILED, EXIT_OK, check_models_and_variants, default_models, devices_file, err, \
     farm_options, lease_options, lease_policy, load_inventory, out, print_skipped, select_devices
-from farm.preflight.matrix import GOOD, PortabilityCell, portability_cell
+from farm.measure.portability_matrix import GOOD, PortabilityCell, portability_cell
 
 
 @click.command("portability")

@@ -43,7 +43,7 @@ def profile(ctx: click.Context, device_name: str, model: str, variant: str, kern
     from farm.cli.common import EXIT_FAILED
     from farm.config.state import state_dir
     from farm.measure.profile import profile_one
-    from farm.preflight.checks import DoesNotFit
+    from farm.build.fits import DoesNotFit
     from farm.preflight.disassembly import PortabilityError
 
     device = select_devices(load_inventory(devices_file(ctx)), (device_name,))[0]

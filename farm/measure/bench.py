@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from farm.report.figures import float32_counts, speedup_vs_float32
+from farm.store.figures import float32_counts, speedup_vs_float32
 
 Progress = Callable[[str], None]
 

@@ -4,7 +4,7 @@ model artifacts -> prepare firmware (generated C, ELF; farm.build.prepare) -> fi
 -> portability scan (farm.preflight.checks) -> open_board, under the device's lease
 -> the caller's board work -> status. :func:`run_job` is that sequence, for every
 command that puts a model on a board: ``farm run`` and the nightly
-(:func:`measure_one`), ``farm portability`` (farm.preflight.matrix.portability_cell),
+(:func:`measure_one`), ``farm portability`` (farm.measure.portability_matrix.portability_cell),
 ``farm profile`` (farm.measure.profile.profile_one) and ``farm infer`` (:func:`infer`).
 
 Every failure becomes a status with a sentence by :func:`status_of` (does-not-fit,
@@ -42,7 +42,9 @@ from farm.models.metrics import score
 from farm.models.native_output import native_output_to
 from farm.power.capture import energy_window
 from farm.power.energy import EnergyError, PowerMonitorNotImplementedError, energy_per_inference
-from farm.preflight.checks import DoesNotFit, NotPortable, check_fits, check_portable, fault_status
+from farm.build.fits import DoesNotFit, check_fits
+from farm.measure.fault_verdict import fault_status
+from farm.preflight.checks import NotPortable, check_portable
 from farm.preflight.portability import PortabilityError, PortabilityReport
 from farm.store.results import ResultRecord
 from farm.store.status import CellStatus, Status, Unit

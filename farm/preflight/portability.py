@@ -22,7 +22,7 @@ Facts reported alongside: whether the inference path is float-free, the ELF's
 float ABI, and for soft-float builds the soft-float helper **call sites**
 reachable from ``model_invoke`` and which helpers they call. That number is a
 static count of call sites; how many calls one inference actually makes is
-*measured* on an emulated board (farm.preflight.softfloat_calls, from QEMU's
+*measured* on an emulated board (farm.measure.softfloat_calls, from QEMU's
 execution trace), because the call sites sit inside loops.
 
 The parts live in their own modules: the instructions (farm.preflight.disassembly,
@@ -30,7 +30,7 @@ over the one ELF reader farm.build.elf), what each core executes
 (farm.preflight.isa_rules), the call graph (farm.preflight.call_graph: direct
 branches, literal-pool and annotated function addresses; indirect calls through a
 register are listed in ``PortabilityReport.indirect_calls`` as not followed), and
-the measured soft-float calls (farm.preflight.softfloat_calls).
+the measured soft-float calls (farm.measure.softfloat_calls).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from farm.config.capabilities import QEMU_BINARIES
-from farm.report.figures import float32_counts, is_modelled, speedup_vs_float32
+from farm.store.figures import float32_counts, is_modelled, speedup_vs_float32
 from farm.report.labels import run_label
 from farm.store.status import RunStatus
 

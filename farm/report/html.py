@@ -30,7 +30,7 @@ from farm.judge.regression import (
     sentence,
     stored_comparison,
 )
-from farm.report.figures import float32_counts, is_modelled, speedup_vs_float32
+from farm.store.figures import float32_counts, is_modelled, speedup_vs_float32
 from farm.store.results import Finding, ResultRecord, ResultsStore, RunRecord, redact
 from farm.store.status import CellStatus, RunStatus, Status
 from farm.config.thresholds import Thresholds, load_thresholds

@@ -59,7 +59,7 @@ def test_hard_float_build_on_fpu_less_m3_faults_nocp_and_is_not_portable(invento
     pc, function = int(match.group(1), 16), match.group(2)
 
     # the static checker flags the same ELF, at that very instruction
-    from farm.measure.job import prepare_firmware
+    from farm.build.prepare import prepare_firmware
     from farm.models import build_variant
 
     art = build_variant("sine", "float32", state_dir / "models")

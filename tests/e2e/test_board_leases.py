@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def m3_elf(state_dir: Path) -> Path:
-    from farm.measure.job import prepare_firmware
+    from farm.build.prepare import prepare_firmware
     from farm.models import build_variant
 
     device = load_inventory(REPO / "devices.yaml").device("qemu-m3")

@@ -59,7 +59,7 @@ def test_measure_one_over_a_local_serial_port(tmp_path: Path, state_dir: Path):
 
 def test_the_port_is_a_serial_device_while_the_board_runs(tmp_path: Path, state_dir: Path):
     from farm.board.registry import open_board
-    from farm.measure.job import prepare_firmware
+    from farm.build.prepare import prepare_firmware
     from farm.models import build_variant
 
     device = _device(tmp_path)

@@ -22,7 +22,7 @@ def farm(*args: str) -> subprocess.CompletedProcess[str]:
 def test_portability_json_lists_every_model_variant_device_with_status_and_reason(state_dir: Path):
     from farm.models import VARIANTS, list_models
 
-    from farm.preflight.matrix import CELL_STATUSES
+    from farm.measure.portability_matrix import CELL_STATUSES
 
     proc = farm("portability", "--json")
     cells = json.loads(proc.stdout)

@@ -111,7 +111,7 @@ def test_f_instruction_traps_and_is_decoded(calib_elf: Path):
 
 
 def test_fault_is_classified_not_portable(calib_elf: Path, rv32):
-    from farm.preflight.checks import fault_status
+    from farm.measure.fault_verdict import fault_status
 
     [violation] = check_elf(calib_elf, core="rv32imac", fpu="none", dsp=False, variant="int8").violations
     words = (2, 2, violation.address, 0x7053)  # what the board reports for that instruction

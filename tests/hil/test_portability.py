@@ -23,7 +23,8 @@ def _check(device: Any, model: str, variant: str, state: Path) -> Any:
     """The static portability report of the (model, variant) build for the device; skips what does not fit."""
     from farm.models import build_variant
     from farm.models.native_output import native_output_to
-    from farm.measure.job import DoesNotFit, check_fits, prepare_firmware
+    from farm.build.fits import DoesNotFit, check_fits
+    from farm.build.prepare import prepare_firmware
     from farm.preflight.portability import check_device
 
     with native_output_to(state / "logs" / "tensorflow.log"):
@@ -64,7 +65,7 @@ def test_no_instruction_the_core_lacks(device, farm_state, model, variant):
 @pytest.mark.parametrize("model", MODELS)
 def test_portability_matrix_cell_runs(device, farm_state, model, variant):
     """The `farm portability` cell: static checks, then one inference on the board."""
-    from farm.preflight.matrix import portability_cell
+    from farm.measure.portability_matrix import portability_cell
 
     cell = portability_cell(device, model, variant, farm_state)
     if cell.status == "does-not-fit":
@@ -73,7 +74,7 @@ def test_portability_matrix_cell_runs(device, farm_state, model, variant):
         pytest.skip(f"passes the static checks; not run: {cell.reason}")  # no driver for this board yet
     assert cell.status == "runs", f"{device.name} {model}/{variant}: {cell.status}: {cell.reason}"
     if variant != "int8" and device.fpu == "none" and device.is_emulated:
-        from farm.preflight.matrix import SOFTFLOAT_TRACE_MAX_MACS
+        from farm.measure.portability_matrix import SOFTFLOAT_TRACE_MAX_MACS
 
         assert cell.softfloat_call_sites and cell.softfloat_call_sites > 0, cell.reason
         if cell.macs is not None and cell.macs <= SOFTFLOAT_TRACE_MAX_MACS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from farm.board.faults import decode_fault
-from farm.preflight.checks import fault_status
+from farm.measure.fault_verdict import fault_status
 from farm.board.session import DeviceFault
 
 M3 = SimpleNamespace(name="m3", core="cortex-m3", fpu="none", dsp=False)

@@ -28,7 +28,7 @@ from farm.measure.job import Board, infer, measure_one, run_job, status_of
 from farm.power.energy import EnergyError, PowerMonitorNotImplementedError
 from farm.preflight.checks import DoesNotFit, NotPortable
 from farm.preflight.disassembly import PortabilityError
-from farm.preflight.matrix import CELL_STATUSES, portability_cell
+from farm.measure.portability_matrix import CELL_STATUSES, portability_cell
 from farm.preflight.portability import PortabilityReport
 from farm.store.status import CellStatus, Status, Unit
 
@@ -133,7 +133,7 @@ def fake_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, An
     monkeypatch.setattr(codegen, "check_supported", lambda *a, **k: None)
     # the fake ELF has no symbols: a decoded fault names no function, no lacking instruction
     monkeypatch.setattr("farm.board.faults.symbol_at", lambda *a: None)
-    monkeypatch.setattr("farm.preflight.checks.lacking_instruction_at", lambda *a, **k: None)
+    monkeypatch.setattr("farm.measure.fault_verdict.lacking_instruction_at", lambda *a, **k: None)
     return {"raise_at": raise_at, "opened": opened, "elf": elf, "fw": fw, "report": report}
 
 

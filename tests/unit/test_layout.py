@@ -129,3 +129,22 @@ def test_no_module_at_the_package_top_but_the_entry_points() -> None:
 ])
 def test_the_cycle_finder_finds_cycles(graph: dict[str, set[str]], expected: list[list[str]]) -> None:
     assert _cycles(graph) == expected
+
+
+def _stage(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "farm"
+
+
+def test_the_stage_folders_form_a_one_way_pipeline() -> None:
+    """Not only modules: no stage folder reaches back into a stage that depends on it
+    (e.g. board -> measure -> board), so the stages can be read in one order."""
+    stages: dict[str, set[str]] = {}
+    for module, targets in _graph().items():
+        stages.setdefault(_stage(module), set())
+        for target in targets:
+            if _stage(target) != _stage(module):
+                stages[_stage(module)].add(_stage(target))
+                stages.setdefault(_stage(target), set())
+    cycles = _cycles(stages)
+    assert not cycles, "stage folders that import each other: " + "; ".join(" <-> ".join(c) for c in cycles)

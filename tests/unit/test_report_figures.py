@@ -1,4 +1,4 @@
-"""The figures the reports derive, computed once (farm.report.figures), the status colours of
+"""The figures the reports derive, computed once (farm.store.figures), the status colours of
 the HTML report, and a report that only renders: it says when a run was not judged."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 from farm.config.thresholds import defaults
 from farm.judge.regression import compare_with_baseline
 from farm.measure.bench import fill_speedups
-from farm.report.figures import float32_counts, is_modelled, speedup, speedup_vs_float32
+from farm.store.figures import float32_counts, is_modelled, speedup, speedup_vs_float32
 from farm.report.html import STATUS_COLOURS, write_report
 from farm.store.results import ResultRecord, ResultsStore
 from farm.store.status import CellStatus, Status

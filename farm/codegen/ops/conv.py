@@ -1,6 +1,7 @@
 """CONV_2D and DEPTHWISE_CONV_2D: int8 (per-channel or per-tensor weights,
 always requantized per output channel, like TFLM), float32, and float32 with
-int8 weights behind a DEQUANTIZE (kernels ``*_f32_w8``). SAME / VALID padding,
+int8 weights behind a DEQUANTIZE (kernels ``*_f32_w8``), and hybrid: float32 input
+with constant int8 weights (farm.codegen.ops.hybrid). SAME / VALID padding,
 strides, dilations, any depth multiplier, grouped convolutions."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from farm.codegen.emit import c_float
 from farm.codegen.ir import LoweringContext, Step, StepEmitter
-from farm.codegen.ops import optimized
+from farm.codegen.ops import hybrid, optimized
 from farm.codegen.ops.common import (
     Window,
     activation,
@@ -188,5 +189,9 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Step:
         q, scales = fused
         return Conv(kernel=f"{name}_f32_w8", weights=q.index, reads=weight_step_reads(x.index, q.index, bias_index),
                     act_min_f=act_min_f, act_max_f=act_max_f, filter_scales=scales, **common)
-    raise ctx.fail(op, f"float32 input needs constant float32 weights (or a DEQUANTIZE of int8 weights), "
+    if hybrid.is_hybrid(x, w):
+        return hybrid.conv_hybrid(ctx, op, depthwise=depthwise, x=x, w=w, bias=bias, y=y, input_dims=in_dims,
+                                  filter_dims=f_dims, output_dims=out_dims, window=win, depth_multiplier=multiplier,
+                                  activation=act, act_min=act_min_f, act_max=act_max_f, macs=macs)
+    raise ctx.fail(op, f"float32 input needs constant float32 or int8 weights (or a DEQUANTIZE of int8 weights), "
                        f"got {w.dtype}{'' if w.is_constant else ' (not constant)'}")

@@ -1,5 +1,6 @@
-"""FULLY_CONNECTED: int8 (per-tensor or per-channel weights), float32, and
-float32 with int8 weights behind a DEQUANTIZE (kernel fully_connected_f32_w8)."""
+"""FULLY_CONNECTED: int8 (per-tensor or per-channel weights), float32,
+float32 with int8 weights behind a DEQUANTIZE (kernel fully_connected_f32_w8),
+and hybrid: float32 input with constant int8 weights (farm.codegen.ops.hybrid)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from farm.codegen.emit import c_float, c_int
 from farm.codegen.ir import LoweringContext, Step, StepEmitter
-from farm.codegen.ops import optimized
+from farm.codegen.ops import hybrid, optimized
 from farm.codegen.ops.common import activation, float_clamp, int8_clamp, per_tensor, requant
 from farm.codegen.quantize_multiplier import fc_real_multiplier
 from farm.codegen.registry import lowering
@@ -179,9 +180,10 @@ def _fc_float(ctx: LoweringContext, op: Operator, x: Tensor, w: Tensor, bias: Te
         q, scales = fused
         return FullyConnectedF32(kernel="fully_connected_f32_w8", weights=q.index, filter_scales=scales,
                                  reads=weight_step_reads(x.index, q.index, bias_index), **common)
-    if w.is_constant and w.dtype == "int8":
-        raise ctx.fail(op, "hybrid FULLY_CONNECTED (float32 input, int8 weights) is not supported; "
-                           "give it float weights made by a DEQUANTIZE of the int8 constant")
+    if hybrid.is_hybrid(x, w):
+        return hybrid.fully_connected_hybrid(ctx, op, x=x, w=w, bias=bias, y=y, batches=dims.batches,
+                                             accum_depth=dims.accum_depth, output_depth=dims.output_depth,
+                                             activation=act, act_min=act_min, act_max=act_max, macs=macs)
     if not w.is_constant:
         raise ctx.fail(op, f"weights tensor #{w.index} is not a constant (nor a per-tensor DEQUANTIZE of int8 "
                            "weights that only weight-reading ops read)")

@@ -148,6 +148,39 @@ tf_status quantize_f32_s8(const tf_affine_quant_params *quant_params, int32_t si
 tf_status dequantize_s8_f32(const tf_affine_quant_params *quant_params, int32_t size,
                             const int8_t *input, float *output);
 
+/* ---- hybrid (dynamic-range) kernels: float in/out, int8 weights ----------
+ * TensorFlow Lite's hybrid FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D (see
+ * tf_types.h): each batch of the float input is quantized to int8 at run time
+ * (into scratch, caller-owned: one batch of the input, input_dims->h * ->w *
+ * ->c bytes), accumulated int8 x int8 in int32, rescaled in float by the
+ * batch's input scale and filter_scales[oc], plus the float bias, clamped.
+ * bias may be NULL. */
+
+/* Hybrid fully connected. row_sums[oc] (the sum of the channel's weights, for
+ * the input zero point) is required when params->asymmetric, else may be NULL. */
+tf_status fully_connected_hybrid_f32_s8(const tf_fc_params_hybrid *params,
+                                        const tf_dims *input_dims, const float *input,
+                                        const tf_dims *filter_dims, const int8_t *filter,
+                                        const float *filter_scales, const int32_t *row_sums,
+                                        const float *bias,
+                                        const tf_dims *output_dims, float *output, int8_t *scratch);
+
+/* Hybrid 2-D convolution (grouped when filter_dims->c < input_dims->c). */
+tf_status conv2d_hybrid_f32_s8(const tf_conv_params_hybrid *params,
+                               const tf_dims *input_dims, const float *input,
+                               const tf_dims *filter_dims, const int8_t *filter,
+                               const float *filter_scales,
+                               const float *bias,
+                               const tf_dims *output_dims, float *output, int8_t *scratch);
+
+/* Hybrid depthwise convolution, any depth multiplier. */
+tf_status depthwise_conv2d_hybrid_f32_s8(const tf_depthwise_params_hybrid *params,
+                                         const tf_dims *input_dims, const float *input,
+                                         const tf_dims *filter_dims, const int8_t *filter,
+                                         const float *filter_scales,
+                                         const float *bias,
+                                         const tf_dims *output_dims, float *output, int8_t *scratch);
+
 /* ---- pooling and reductions ---------------------------------------------- */
 
 /* Pooling: filter_dims->h / ->w is the window; padding does not count. */

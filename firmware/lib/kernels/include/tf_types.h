@@ -227,6 +227,42 @@ typedef struct {
   int32_t zero_point;
 } tf_affine_quant_params;
 
+/* ---- hybrid (dynamic-range) ----------------------------------------------
+ * float32 input and output, int8 weights (symmetric, one scale per output
+ * channel: the host repeats a per-tensor scale). The kernel quantizes each
+ * batch of the input to int8 at run time into caller-owned scratch, multiplies
+ * int8 x int8 into int32, then rescales in float (input scale x weight scale),
+ * adds the float bias and clamps (TensorFlow Lite's hybrid kernels). */
+
+/* Hybrid fully connected. asymmetric: the op's asymmetric_quantize_inputs
+ * (input quantized to [-128, 127] with a zero point per batch, else
+ * symmetric to [-127, 127]). */
+typedef struct {
+  float activation_min;
+  float activation_max;
+  int32_t asymmetric;
+} tf_fc_params_hybrid;
+
+/* Hybrid 2-D convolution. asymmetric = 1 is TensorFlow Lite's per-channel
+ * hybrid kernel (asymmetric input quantization, rescale (acc * weight_scale)
+ * * input_scale); 0 its per-tensor one (symmetric, acc * (input_scale *
+ * weight_scale)). */
+typedef struct {
+  tf_window window;
+  float activation_min;
+  float activation_max;
+  int32_t asymmetric;
+} tf_conv_params_hybrid;
+
+/* Hybrid depthwise convolution: always TensorFlow Lite's per-channel kernel
+ * (asymmetric input quantization, rescale acc * (weight_scale * input_scale)). */
+typedef struct {
+  tf_window window;
+  int32_t depth_multiplier;
+  float activation_min;
+  float activation_max;
+} tf_depthwise_params_hybrid;
+
 /* ---- data movement (any element type) ----------------------------------- */
 
 /* PAD: before[] elements of padding ahead of each NHWC axis; elements outside

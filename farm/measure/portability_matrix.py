@@ -83,7 +83,7 @@ def portability_cell(device: Any, model: str, variant: str, state: Path, *, run:
     caller reports the device skipped). ``lease``: the policy the board is leased under."""
     from farm.board.session import DeviceHung
     from farm.measure.job import Board, Job, cell_status, run_job
-    from farm.preflight.softfloat_calls import count_softfloat_calls
+    from farm.measure.softfloat_calls import count_softfloat_calls
 
     cell = PortabilityCell(model, variant, device.name, device_flash_bytes=device.flash_bytes,
                            device_ram_bytes=device.ram_bytes)

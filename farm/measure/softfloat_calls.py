@@ -1,7 +1,7 @@
 """Soft-float helper calls per inference, **measured** on an emulated board from
 QEMU's execution trace (the static scan only counts call sites: they sit in loops).
 
-``farm portability`` reports it for soft-float builds (farm.preflight.matrix).
+``farm portability`` reports it for soft-float builds (farm.measure.portability_matrix).
 """
 
 from __future__ import annotations
