@@ -2,8 +2,9 @@
 
 The UART is a TCP server with ``wait=on``: QEMU does not start the guest until
 the farm has connected, so no byte of output is lost (docs/ARCHITECTURE.md). ``-icount
-shift=N`` makes the guest clock follow executed instructions, so SysTick /
-mcycle counts are deterministic instruction counts rather than host-time noise.
+shift=N`` makes the guest clock follow executed instructions, so the MPS2 dual
+timer's / minstret's counts are deterministic instruction counts rather than
+host-time noise.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ class EmulatorSpec:
     def ticks_to_instructions(self, ticks: float, timer_hz: int, timer: str = "systick") -> float:
         """Under -icount shift=N one instruction takes 2^N ns of guest time.
 
-        ``timer`` is the counter the harness names in its identity: a SysTick at
-        ``timer_hz`` ticks every 1e9/timer_hz ns; QEMU derives the RISC-V counters
+        ``timer`` is the counter the harness names in its identity: a timer at
+        ``timer_hz`` (the MPS2 boards' dual timer, ``dualtimer``, a SysTick in older
+        firmware) ticks every 1e9/timer_hz ns; QEMU derives the RISC-V counters
         (minstret, mcycle) from the virtual clock in ns, so they advance 2^N per
         instruction (with shift=0 they are the instruction count itself).
         """
@@ -57,7 +59,8 @@ class EmulatorSpec:
         difference is n x (model - empty model) instructions, read through a timer
         of r ticks per instruction with at most one tick of quantization per
         window: (loop - null_loop) / (r n) is within 2 / (r n) of the exact count,
-        so when r n > 4 rounding gives the exact integer. The empty model's own
+        so when r n > 4 rounding gives the exact integer. The harness's timer takes no
+        interrupt (board_mps2.c), so no handler instruction falls into a window. The empty model's own
         instructions are added back: the count is model_invoke's, entry to return.
         """
         timer = identity.get("timer", "systick")

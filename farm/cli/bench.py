@@ -2,7 +2,7 @@
 
 Count per inference (instructions on emulators, cycles on real cores), count
 per MAC, flash and RAM bytes, the static arena next to tflite-micro's, and the
-int8 / float32 speedup per device (farm/measure/bench.py). The measurements are stored
+speedup of every variant over float32 per device (farm/measure/bench.py). The measurements are stored
 in the results database under a new run, like `farm run`'s.
 """
 
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from farm.cli.common import EXIT_FAILED, EXIT_OK, check_models_and_variants, db_url, default_models, devices_file, \
     err, farm_options, lease_options, lease_policy, load_inventory, open_store, out, print_skipped, select_devices
+from farm.config.variants import variants_help
 
 
 @click.command("bench")
@@ -24,7 +25,7 @@ from farm.cli.common import EXIT_FAILED, EXIT_OK, check_models_and_variants, db_
 @click.option("--model", "model_names", multiple=True, help="Model name (repeatable; default: the whole zoo).")
 @click.option("--device", "device_names", multiple=True, help="Device name (repeatable; default: all).")
 @click.option("--variant", "variants", multiple=True,
-              help="float32, int8-weights or int8 (repeatable; default: all three).")
+              help=variants_help())
 @click.option("--kernels", type=click.Choice(["optimized", "reference"]), default="optimized", show_default=True,
               help="The code generator's int8 kernels: the optimized ones, or the plain reference kernels "
                    "(the truth they are tested against; for a before/after).")
@@ -42,7 +43,8 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
     QEMU, an estimate of time; cycles on real cores), the count per
     multiply-accumulate, the ELF's flash and RAM bytes, the static arena next to
     what the tflite-micro interpreter needs (its whole arena, and in brackets the
-    part that holds tensors), and per model and device the int8 / float32 speedup.
+    part that holds tensors; none for a hybrid model, which TFLM refuses), and per
+    model and device each variant's speedup over float32.
     The optimized-kernel goals (farm/measure/bench_goals.py) are printed next to the
     figures they judge ("goals" in --json; a goal whose cell was not benched is
     "not measured"). The arena column includes the kernels' scratch buffer.
@@ -134,6 +136,8 @@ def _print_goals(goals) -> None:
 
 
 def _print_table(rows, kernels: str) -> None:
+    from farm.measure.bench import tflm_cell
+
     table = Table(title=f"farm bench, {kernels} int8 kernels (emulators count instructions: latency is an estimate)")
     for name, justify in (("model", "left"), ("variant", "left"), ("device", "left"), ("count/inference", "right"),
                           ("count/MAC", "right"), ("vs float32", "right"), ("flash B", "right"), ("RAM B", "right"),
@@ -147,7 +151,7 @@ def _print_table(rows, kernels: str) -> None:
             f"{r.speedup_vs_float32:.2f}x" if r.speedup_vs_float32 and r.variant != "float32" else "",
             f"{r.flash_bytes:,}" if r.flash_bytes is not None else "—",
             f"{r.ram_bytes:,}" if r.ram_bytes is not None else "—",
-            f"{r.arena_bytes:,}", f"{r.tflm_arena_bytes:,} ({r.tflm_tensor_arena_bytes:,})",
+            f"{r.arena_bytes:,}", tflm_cell(r),
             r.status if r.status == "ok" else f"[red]{escape(r.status)}[/]: {escape(r.message or '')}")
     out.print(table)
     if any(r.latency_only for r in rows):

@@ -156,12 +156,19 @@ def default_models() -> list[str]:
         raise FarmUsageError(str(exc)) from None
 
 
-def check_models_and_variants(model_names: Sequence[str], variants: Sequence[str], hint: str = "") -> None:
-    """Refuse, in one sentence, model names that are not known models and unknown variants."""
+def check_models_and_variants(model_names: Sequence[str], variants: Sequence[str], hint: str = "", *,
+                              files: bool = False) -> None:
+    """Refuse, in one sentence, model names that are not known models and unknown variants.
+    With ``files``, a name ending in ``.tflite`` is a user's model file, which must exist."""
     from farm.models import VARIANTS
+    from farm.models.user_tflite import is_tflite_path
 
     known = known_models()
-    unknown = [m for m in model_names if m not in known]
+    if files:
+        missing = [m for m in model_names if m not in known and is_tflite_path(m) and not Path(m).is_file()]
+        if missing:
+            raise FarmUsageError(f"model file(s) {', '.join(missing)}: no such file")
+    unknown = [m for m in model_names if m not in known and not (files and is_tflite_path(m))]
     if unknown:
         raise FarmUsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}{hint}")
     bad = [v for v in variants if v not in VARIANTS]
@@ -220,3 +227,24 @@ def resolve_run(store: Any, ref: str) -> Any:
         return store.run(run_id)
     except ResultsError as exc:
         raise FarmUsageError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- the cluster (farm/scale)
+def scheduler_option(fn: Any) -> Any:
+    """``--scheduler ADDRESS`` on the commands that run boards on a Dask cluster."""
+    return click.option("--scheduler", "scheduler", metavar="ADDRESS", default=None,
+                        help="Dask scheduler to run the jobs on: tcp://host:8786 or tls://host:8786 (a lab), "
+                             "'local' (a local cluster: every board at once) or 'in-process' (one board after "
+                             "the other). Default: $FARM_SCHEDULER, else the inventory's cluster.scheduler, "
+                             "else local.")(fn)
+
+
+def resolve_scheduler(given: str | None, inventory: Any) -> str:
+    """The scheduler a command uses: ``--scheduler``, else $FARM_SCHEDULER, else the inventory's
+    ``cluster.scheduler``, else ``local``."""
+    import os
+
+    from farm.scale.cluster import LOCAL, SCHEDULER_ENV
+
+    cluster = getattr(inventory, "cluster", None)
+    return given or os.environ.get(SCHEDULER_ENV) or (cluster.scheduler if cluster else None) or LOCAL

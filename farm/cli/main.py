@@ -29,6 +29,7 @@ from farm.cli.profile import profile  # noqa: E402
 from farm.cli.report import report  # noqa: E402
 from farm.cli.results import results  # noqa: E402
 from farm.cli.run import run  # noqa: E402
+from farm.cli.worker import worker  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -53,7 +54,7 @@ def cli() -> None:
 
 # in the order `farm --help` listed them before the split (click sorts them by name anyway)
 for command in (devices, models, run, infer, results, nightly, bench, portability, compare, baseline, report,
-                profile):
+                profile, worker):
     cli.add_command(command)
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from farm.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, db_url, devices_file, err, farm_options, \
-    lease_options, load_inventory, load_thresholds_for_cli, open_store, out, thresholds_option
+    lease_options, load_inventory, load_thresholds_for_cli, open_store, out, resolve_scheduler, scheduler_option, \
+    thresholds_option
 
 
 @click.command("nightly")
@@ -28,10 +29,11 @@ from farm.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, db_url, device
 @click.option("--progress/--no-progress", "live", default=None,
               help="Live progress display (default: when stdout is a terminal; else one log line per result).")
 @lease_options
+@scheduler_option
 @click.pass_context
 def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json: bool,
             thresholds_file: Path | None, report_file: Path | None, live: bool | None,
-            lease_wait: float, skip_busy: bool) -> None:
+            lease_wait: float, skip_busy: bool, scheduler: str | None) -> None:
     """Run the HIL suite (tests/hil) on every device of the inventory and judge it against the baseline.
 
     \b
@@ -42,6 +44,12 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     variant and board), what changed, and a verdict. Exit code 1 when a HIL test
     failed or something regressed (each regression is named: board, model,
     variant, metric, before -> after, change).
+
+    \b
+    The boards run at once on a Dask cluster (farm/scale): by default a local one
+    started for the night; --scheduler tcp://HOST:8786 (or $FARM_SCHEDULER) sends
+    the jobs to a lab's, whose `farm worker`s serve their hosts' boards;
+    --scheduler in-process measures one board after the other in this process.
     """
     import pytest
 
@@ -52,7 +60,8 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     from farm.store.vcs import git_commit
 
     inventory_file = devices_file(ctx)
-    load_inventory(inventory_file)  # fail fast, with file/line/field
+    inventory = load_inventory(inventory_file)  # fail fast, with file/line/field
+    cluster = resolve_scheduler(scheduler, inventory)
     thresholds = load_thresholds_for_cli(thresholds_file)
     state = state_dir()
     url = db_url(ctx)
@@ -63,6 +72,7 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     args = [str(hil), "-p", "no:cacheprovider", "-q", "-ra", f"--farm-devices={inventory_file.resolve()}",
             f"--farm-run-id={run_id}", f"--farm-db={url}", "--rootdir", str(hil), "--confcutdir", str(hil)]
     args.append("--farm-skip-busy" if skip_busy else f"--farm-lease-wait={lease_wait}")  # farm.board.leases
+    args.append(f"--farm-scheduler={cluster}")  # farm.pytest_plugin.cluster
     if junit:
         args.append(f"--junitxml={junit}")
     if keyword:
@@ -86,7 +96,7 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     store.update_run_details(run_id, tests=progress.outcomes, pytest_exit_code=int(code), seconds=round(seconds, 2),
                              measured=progress.measured_count, firmware_built=progress.built,
                              firmware_cached=progress.cached, thresholds=thresholds.source,
-                             devices_file=str(inventory_file), keyword=keyword)
+                             devices_file=str(inventory_file), keyword=keyword, scheduler=cluster)
     store.finish_run(run_id, status)
     comparison.current = store.run(run_id)
 

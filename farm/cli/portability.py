@@ -20,6 +20,7 @@ from rich.table import Table
 
 from farm.cli.common import EXIT_FAILED, EXIT_OK, check_models_and_variants, default_models, devices_file, err, \
     farm_options, lease_options, lease_policy, load_inventory, out, print_skipped, select_devices
+from farm.config.variants import variants_help
 from farm.measure.portability_matrix import GOOD, PortabilityCell, portability_cell
 
 
@@ -28,7 +29,7 @@ from farm.measure.portability_matrix import GOOD, PortabilityCell, portability_c
 @click.option("--device", "device_names", multiple=True, help="Device name (repeatable; default: all).")
 @click.option("--model", "model_names", multiple=True, help="Model name (repeatable; default: all).")
 @click.option("--variant", "variants", multiple=True,
-              help="float32, int8-weights or int8 (repeatable; default: all three).")
+              help=variants_help())
 @click.option("--static-only", is_flag=True, help="Build and check only; do not run anything on the boards.")
 @click.option("--json", "as_json", is_flag=True, help="Print the matrix as a JSON list of cells.")
 @lease_options

@@ -10,13 +10,14 @@ from rich.table import Table
 
 from farm.cli.common import FarmUsageError, check_models_and_variants, devices_file, err, farm_options, \
     lease_options, lease_policy, load_inventory, out, print_skipped, select_devices
+from farm.config.variants import VARIANTS
 
 
 @click.command("profile")
 @farm_options
 @click.option("--device", "device_name", required=True, help="An emulated device of the inventory.")
 @click.option("--model", required=True, help="A model of the zoo.")
-@click.option("--variant", default="int8", show_default=True, help="float32, int8-weights or int8.")
+@click.option("--variant", default="int8", show_default=True, help=", ".join(VARIANTS) + ".")
 @click.option("--kernels", type=click.Choice(["optimized", "reference"]), default="optimized", show_default=True,
               help="The code generator's int8 kernels.")
 @click.option("--top", default=15, show_default=True, help="How many functions to list (the rest are summed).")

@@ -9,7 +9,9 @@ Supported (float32, int8, and float32 with int8 weights behind a DEQUANTIZE wher
 an op has weights): CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D,
 MAX_POOL_2D, MEAN, ADD, MUL, PAD, RESHAPE, CONCATENATION, SOFTMAX, LOGISTIC, TANH,
 RELU, RELU6, QUANTIZE, DEQUANTIZE (one module per op family in farm/codegen/ops);
-one subgraph with one input and one output. `supported_ops()` lists them.
+CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED also hybrid (dynamic range: float32
+input with constant int8 weights, farm.codegen.ops.hybrid); one subgraph with one
+input and one output. `supported_ops()` lists them.
 """
 
 from farm.codegen.errors import CodegenError, UnsupportedModelError, UnsupportedOperatorError

@@ -327,6 +327,43 @@ class Device(_Data):
         return []
 
 
+class Cluster(_Data):
+    """A lab cluster (farm/scale): the scheduler's address and the TLS files its members
+    present -- paths only, relative to the inventory file; no certificate or key in it."""
+
+    scheduler: Text | None = None  # e.g. tls://controller:8786 (the default of --scheduler)
+    tls_ca_file: Path | None = None  # the lab's CA: only certificates it signed may join
+    tls_cert: Path | None = None  # this member's certificate (PEM)
+    tls_key: Path | None = None  # its private key (PEM file; never the key itself)
+
+    @field_validator("tls_ca_file", "tls_cert", "tls_key")
+    @classmethod
+    def _a_path(cls, value: Path | None) -> Path | None:
+        if value is not None and ("BEGIN" in str(value) or "\n" in str(value)):
+            raise ValueError("expected the path of a PEM file, not its contents (no secrets in the inventory)")
+        return value
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> Cluster:
+        given = [n for n in ("tls_ca_file", "tls_cert", "tls_key") if getattr(self, n) is not None]
+        if given and len(given) != 3:
+            missing = [n for n in ("tls_ca_file", "tls_cert", "tls_key") if n not in given]
+            raise ValueError(f"TLS needs tls_ca_file, tls_cert and tls_key together; missing: {', '.join(missing)}")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_ca_file is not None
+
+    def resolved(self, base: Path | None) -> Cluster:
+        """The same section with its file paths relative to ``base`` (the inventory's folder)."""
+        if base is None:
+            return self
+        paths = {n: base / Path(getattr(self, n)).expanduser() for n in ("tls_ca_file", "tls_cert", "tls_key")
+                 if getattr(self, n) is not None}
+        return self.model_copy(update=paths)
+
+
 class UnknownDeviceError(KeyError):
     """``Inventory.device(name)`` for a name the inventory does not declare."""
 
@@ -341,6 +378,7 @@ class UnknownDeviceError(KeyError):
 class Inventory(_Data):
     hosts: dict[Name, Host] = Field(default_factory=dict)
     devices: list[Device] = Field(min_length=1)
+    cluster: Cluster | None = None  # a lab cluster on Dask (farm/scale); None: a local cluster
     _source: Path | None = PrivateAttr(default=None)
 
     @field_validator("hosts", mode="before")
@@ -392,6 +430,13 @@ class Inventory(_Data):
                 return device
         where = f" in {self._source}" if self._source else ""
         raise UnknownDeviceError(f"no device {name!r}{where}; known devices: {', '.join(self.names)}")
+
+    @property
+    def cluster_config(self) -> Cluster | None:
+        """The ``cluster:`` section, its file paths relative to the inventory file's folder."""
+        if self.cluster is None:
+            return None
+        return self.cluster.resolved(self._source.parent if self._source else None)
 
     def host_of(self, device: Device) -> Host | None:
         """The bench host a remote device is attached to; None for local and emulated ones."""

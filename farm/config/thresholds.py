@@ -72,7 +72,8 @@ class BitExactRule(_Section):
 
 
 class FloatErrorRule(_Section):
-    """float32 / int8-weights: max abs error against the host float reference."""
+    """float32 / int8-weights / dynamic: max abs error against the host float reference
+    (dynamic: tf.lite.Interpreter with BUILTIN_REF)."""
 
     max_increase: float = Field(1e-4, ge=0)
 

@@ -6,7 +6,8 @@ multiply-accumulate (the MACs the code generator counts in the convolutions and
 fully connected layers), flash and RAM bytes of the ELF, the static arena of
 the memory plan next to what the tflite-micro interpreter needs for the same
 model (its whole arena, and the part of it that holds tensors), and, per model
-and device, the speedup of int8 (and int8-weights) over float32.
+and device, the speedup of every variant (int8-weights, dynamic, int8) over float32.
+The tflite-micro figures of a hybrid (dynamic-range) model are None: TFLM refuses it.
 
     rows = run_bench(devices, ["digits"], state=state_dir())
     summary = speedups(rows)
@@ -22,9 +23,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from farm.config.variants import FLOAT32, VARIANTS
 from farm.store.figures import float32_counts, speedup_vs_float32
 
 Progress = Callable[[str], None]
+
+#: the variants whose speedup over float32 the bench reports, in the seed's order
+_OTHER_VARIANTS = tuple(v for v in VARIANTS if v != FLOAT32)
 
 #: bench statuses that are a verdict, not a failure: the build is refused with its numbers
 ACCEPTED = ("ok", "does-not-fit")
@@ -38,8 +43,8 @@ class ModelFigures:
     variant: str
     macs: int
     arena_bytes: int  # our static memory plan
-    tflm_arena_bytes: int  # the tflite-micro interpreter's whole arena
-    tflm_tensor_arena_bytes: int  # the part of it that holds tensors and scratch (its "head")
+    tflm_arena_bytes: int | None  # the tflite-micro interpreter's whole arena (None: TFLM refuses the model)
+    tflm_tensor_arena_bytes: int | None  # the part of it that holds tensors and scratch (its "head")
     model_size_bytes: int
     const_bytes: int  # weights and biases as emitted
     latency_only: bool
@@ -63,8 +68,8 @@ class BenchRow:
     device_ram_bytes: int
     macs: int
     arena_bytes: int
-    tflm_arena_bytes: int
-    tflm_tensor_arena_bytes: int
+    tflm_arena_bytes: int | None  # None: TFLM refuses the model (hybrid ops)
+    tflm_tensor_arena_bytes: int | None
     model_size_bytes: int
     metric: str | None
     accuracy_device: float | None
@@ -83,18 +88,22 @@ def model_figures(model: str, variant: str, state: Path, kernels: str = "optimiz
     from farm.codegen.generator import plan_for
     from farm.codegen.lowering import lower
     from farm.models import build_variant
+    from farm.models.dynamic_range import hybrid_ops
     from farm.models.reference import tflm_arena
     from farm.models.native_output import native_output_to
     from farm.codegen.tflite_reader import read_tflite
 
     with native_output_to(state / "logs" / "tensorflow.log"):
         art = build_variant(model, variant, state / "models")
-    lowered = lower(read_tflite(art.tflite_path), kernels)
+    model_file = read_tflite(art.tflite_path)
+    lowered = lower(model_file, kernels)
     plan = plan_for(lowered)
-    tflm = tflm_arena(art.tflite_path.read_bytes())
+    # "Hybrid models are not supported on TFLite Micro": no TFLM arena to compare with
+    tflm = None if hybrid_ops(model_file.main) else tflm_arena(art.tflite_path.read_bytes())
     return ModelFigures(
         model=model, variant=variant, macs=lowered.macs, arena_bytes=plan.arena_bytes + lowered.scratch_bytes,
-        tflm_arena_bytes=tflm.total, tflm_tensor_arena_bytes=tflm.head, model_size_bytes=art.size_bytes,
+        tflm_arena_bytes=tflm.total if tflm else None, tflm_tensor_arena_bytes=tflm.head if tflm else None,
+        model_size_bytes=art.size_bytes,
         const_bytes=lowered.const_bytes,
         latency_only=art.latency_only)
 
@@ -129,17 +138,20 @@ def _bench_count(row: BenchRow) -> float | None:
     return row.count_per_inference  # None unless the result was ok (row_from)
 
 
+def speedup_key(variant: str) -> str:
+    """The key of a variant's speedup in :func:`speedups` (``int8_weights_vs_float32``)."""
+    return f"{variant.replace('-', '_')}_vs_float32"
+
+
 def speedups(rows: Iterable[BenchRow]) -> list[dict[str, Any]]:
-    """Per (model, device): int8 / float32 and int8-weights / float32 speedups (None when not measured)."""
+    """Per (model, device): each variant's speedup over float32, ``int8_weights_vs_float32``,
+    ``dynamic_vs_float32``, ``int8_vs_float32`` (None when not measured)."""
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         entry = table.setdefault((r.model, r.device), {"model": r.model, "device": r.device, "unit": r.unit,
-                                                       "int8_vs_float32": None,
-                                                       "int8_weights_vs_float32": None})
-        if r.variant == "int8":
-            entry["int8_vs_float32"] = r.speedup_vs_float32
-        elif r.variant == "int8-weights":
-            entry["int8_weights_vs_float32"] = r.speedup_vs_float32
+                                                       **{speedup_key(v): None for v in _OTHER_VARIANTS}})
+        if r.variant in _OTHER_VARIANTS:
+            entry[speedup_key(r.variant)] = r.speedup_vs_float32
     return list(table.values())
 
 
@@ -153,8 +165,6 @@ def run_bench(devices: Sequence[Any], models: Sequence[str], *, state: Path, var
     farm.measure.job.measure_one with the model's own plan; `on_row(row, record)` is
     called after each measurement (the CLI stores the record and reports progress).
     """
-    from farm.models import VARIANTS
-
     if measure is None:
         from farm.measure.job import measure_one
 
@@ -203,13 +213,13 @@ def markdown_table(rows: Sequence[BenchRow]) -> str:
         first = next(r for r in rows if (r.model, r.variant) == (model, variant))
         out.append(f"| {label(model, variant)} | {first.macs:,} | "
                    + " | ".join(count_cell(by.get((model, variant, d))) for d in devices) + " |")
-    out += ["", "int8 and int8-weights speedup over float32 (float32 count / count):", "",
-            "| model | " + " | ".join(f"{d} int8 | {d} int8-weights" for d in devices) + " |",
-            "|---|" + "---:|---:|" * len(devices)]
+    out += ["", f"{', '.join(_OTHER_VARIANTS)} speedup over float32 (float32 count / count):", "",
+            "| model | " + " | ".join(f"{d} {v}" for d in devices for v in _OTHER_VARIANTS) + " |",
+            "|---|" + "---:|" * len(_OTHER_VARIANTS) * len(devices)]
     for model in dict.fromkeys(m for m, _ in keys):
         cells = []
         for d in devices:
-            for variant in ("int8", "int8-weights"):
+            for variant in _OTHER_VARIANTS:
                 r = by.get((model, variant, d))
                 cells.append(f"{r.speedup_vs_float32:.2f}x" if r and r.speedup_vs_float32 else "—")
         out.append(f"| {model} | " + " | ".join(cells) + " |")
@@ -222,8 +232,7 @@ def markdown_table(rows: Sequence[BenchRow]) -> str:
         first = next(r for r in rows if (r.model, r.variant) == (model, variant))
         r = by.get((model, variant, first_device)) or first
         out.append(f"| {label(model, variant)} | {first.model_size_bytes:,} | {_num(r.flash_bytes)} "
-                   f"| {_num(r.ram_bytes)} | {first.arena_bytes:,} | {first.tflm_arena_bytes:,} "
-                   f"({first.tflm_tensor_arena_bytes:,}) |")
+                   f"| {_num(r.ram_bytes)} | {first.arena_bytes:,} | {tflm_cell(first)} |")
     if any(r.latency_only for r in rows):
         out += ["", "\\* latency-only: trained on generated data, accuracy not meaningful."]
     return "\n".join(out)
@@ -241,6 +250,13 @@ def _fit_numbers(r: BenchRow) -> str:
 
 def _unit(unit: str) -> str:
     return {"instructions": "instr", "cycles": "cycles"}.get(unit, unit)
+
+
+def tflm_cell(r: BenchRow) -> str:
+    """The TFLM arena of a row as the tables show it: whole arena (tensor part), or why there is none."""
+    if r.tflm_arena_bytes is None or r.tflm_tensor_arena_bytes is None:
+        return "TFLM refuses (hybrid)"
+    return f"{r.tflm_arena_bytes:,} ({r.tflm_tensor_arena_bytes:,})"
 
 
 def _num(value: int | None) -> str:

@@ -56,6 +56,26 @@ Progress = Callable[[str], None]
 #: come from summation order and libm).
 FLOAT_TOLERANCE = 1e-4
 
+#: dynamic (hybrid) outputs must match tf.lite.Interpreter with BUILTIN_REF within this
+#: absolute tolerance. The device quantizes each op's input per batch exactly as the host
+#: does (the same float min/max and scale, the same rounding), the int8 x int8 products
+#: accumulate exactly in int32, so the only differences can come from the float rescale
+#: (accumulator x input scale x weight scale), the bias addition and the activation: a few
+#: IEEE-754 roundings, identical on any core unless a compiler orders or contracts one of
+#: them differently, which moves an output by a few ulps. 1e-4 is more than 3 ulps of any
+#: output below 256 in magnitude (1 ulp at 256 is 3.1e-5), and far below what one int8 step
+#: of a quantized input moves an output (input range / 255 x a weight), so a device that
+#: quantizes differently from TensorFlow Lite fails. Expected, and measured on the sine
+#: and the hybrid test models: 0 or a few ulps.
+DYNAMIC_TOLERANCE = 1e-4
+
+#: the tolerance of each variant with float outputs (int8: bit-exact with tflite-micro, no tolerance)
+OUTPUT_TOLERANCE: dict[str, float] = {
+    "float32": FLOAT_TOLERANCE,
+    "int8-weights": FLOAT_TOLERANCE,
+    "dynamic": DYNAMIC_TOLERANCE,
+}
+
 
 def _quiet(_: str) -> None:
     pass
@@ -165,7 +185,8 @@ AfterBoard = Callable[[Job], None]
 
 
 def run_job(device: Any, model: str, variant: str, *, state: Path, work: BoardWork | None = None,
-            board: Board = Board.OPEN, tflite: Path | None = None, target: BuildTarget | None = None,
+            board: Board = Board.OPEN, tflite: Path | None = None, art: ModelArtifacts | None = None,
+            target: BuildTarget | None = None,
             kernels: str = "optimized", fits: bool = True, portable: bool = True,
             ready: Callable[[Job], None] | None = None, after_board: AfterBoard | None = None,
             doing: str = "flashing and measuring", lease: LeasePolicy | None = None,
@@ -174,15 +195,16 @@ def run_job(device: Any, model: str, variant: str, *, state: Path, work: BoardWo
     a check or a board problem: the returned Job carries the status and sentence.
 
     ``tflite``: a user's model (farm infer) instead of the zoo's ``model``/``variant``
-    (no model artifacts). ``fits`` / ``portable``: run the size check and the
-    portability scan. ``ready(job)`` runs after the checks, before the board (an
+    (no model artifacts). ``art``: artifacts already made (a user's .tflite measured like a
+    zoo model: farm.models.user_tflite) instead of the zoo's. ``fits`` / ``portable``: run
+    the size check and the portability scan. ``ready(job)`` runs after the checks, before the board (an
     exception the map does not know propagates: the caller's own refusal).
     ``work(job, board)`` runs with the board up; ``after_board(job)`` once it is
     released. ``lease``: the policy open_board takes the device's lease under.
     """
     job = Job(device, model, variant)
     try:
-        _stages(job, state=state, work=work, board=board, tflite=tflite, target=target, kernels=kernels,
+        _stages(job, state=state, work=work, board=board, tflite=tflite, art=art, target=target, kernels=kernels,
                 fits=fits, portable=portable, ready=ready, after_board=after_board, doing=doing,
                 lease=lease, progress=progress)
     except (DeviceBusy, DeviceQuarantined):
@@ -193,10 +215,13 @@ def run_job(device: Any, model: str, variant: str, *, state: Path, work: BoardWo
 
 
 def _stages(job: Job, *, state: Path, work: BoardWork | None, board: Board, tflite: Path | None,
-            target: BuildTarget | None, kernels: str, fits: bool, portable: bool,
+            art: ModelArtifacts | None, target: BuildTarget | None, kernels: str, fits: bool, portable: bool,
             ready: Callable[[Job], None] | None, after_board: AfterBoard | None, doing: str,
             lease: LeasePolicy | None, progress: Progress) -> None:
     device, model, variant = job.device, job.model, job.variant
+    if art is not None:
+        job.art = art
+        tflite = art.tflite_path
     if tflite is None:
         progress(f"{device.name}: model {model}/{variant}")
         with native_output_to(state / "logs" / "tensorflow.log"):
@@ -270,9 +295,12 @@ class _Measured:
 def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: MeasurePlan | None = None,
                 progress: Progress = _quiet, target: BuildTarget | None = None,
                 preflight: bool = True, kernels: str = "optimized",
-                lease: LeasePolicy | None = None) -> ResultRecord:
+                lease: LeasePolicy | None = None, artifacts: ModelArtifacts | None = None) -> ResultRecord:
     """Measure one model variant on one device; never raises for a board problem
     (DeviceBusy / DeviceQuarantined propagate: the caller skips the device).
+
+    ``artifacts``: measure these (a user's .tflite, farm.models.user_tflite: ``model`` and
+    ``variant`` are then its name and the variant its file is) instead of the zoo's.
 
     ``kernels`` picks the code generator's kernel set (prepare_firmware); it is
     recorded in the result's details. ``lease``: the policy the board is leased under.
@@ -300,7 +328,7 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
                                                                 timeout=use.inference_timeout * 64))
         measured.append(_Measured(timing, outputs, energy, board.identity))
 
-    job = run_job(device, model, variant, state=state, work=measure, target=target, kernels=kernels,
+    job = run_job(device, model, variant, state=state, work=measure, art=artifacts, target=target, kernels=kernels,
                   fits=preflight, portable=preflight, lease=lease, progress=progress)
     record = _base_record(device, model, variant)
     art, fw = job.art, job.firmware
@@ -342,7 +370,9 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
     if timing.rejected:
         notes.append(f"rejected outlier windows: {timing.rejected}")
     if art.latency_only:
-        notes.append("latency-only model (trained on generated data; accuracy not meaningful)")
+        notes.append("latency-only model (a model file without test data: inputs generated, error measured "
+                     "against the host reference)" if artifacts is not None  # a user's file: no ground truth
+                     else "latency-only model (trained on generated data; accuracy not meaningful)")
         record.details["latency_only"] = True
     if result.identity.get("timer") == "micros":  # the Arduino layer without a cycle counter
         notes.append("cycles scaled from a 1 MHz micros() timer (the core has no cycle counter): coarse")

@@ -145,16 +145,17 @@ def portability_cell(device: Any, model: str, variant: str, state: Path, *, run:
         return cell
     _, got, ref = ran[0]
     cell.status, cell.reason = CellStatus.RUNS, report.summary() + not_counted
-    if not _output_matches(got, ref):
+    if not _output_matches(got, ref, variant):
         cell.status = CellStatus.FAILED
         cell.reason = f"runs, but its output {got.ravel()[:4].tolist()} differs from the host reference " \
                       f"{ref.ravel()[:4].tolist()}; {report.summary()}"
     return cell
 
 
-def _output_matches(got: np.ndarray, ref: np.ndarray) -> bool:
-    from farm.measure.job import FLOAT_TOLERANCE
+def _output_matches(got: np.ndarray, ref: np.ndarray, variant: str) -> bool:
+    from farm.measure.job import FLOAT_TOLERANCE, OUTPUT_TOLERANCE
 
     if np.issubdtype(ref.dtype, np.integer):
         return bool(np.array_equal(got, ref))
-    return bool(np.all(np.abs(got.astype(np.float64) - ref.astype(np.float64)) <= FLOAT_TOLERANCE))
+    tolerance = OUTPUT_TOLERANCE.get(variant, FLOAT_TOLERANCE)
+    return bool(np.all(np.abs(got.astype(np.float64) - ref.astype(np.float64)) <= tolerance))

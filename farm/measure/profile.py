@@ -12,7 +12,7 @@ harness's UART polling depends on host timing, not on the model).
 
 Attribution is at TB granularity: a block's size is its full translation, capped
 by the instruction count QEMU's -icount puts in a short block's cflags; a block an
-interrupt cuts short is charged whole (the SysTick wrap handler of long windows).
+interrupt cuts short is charged whole.
 """
 
 from __future__ import annotations

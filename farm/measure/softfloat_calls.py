@@ -43,8 +43,14 @@ def _trace_blocks(path: Path) -> Iterable[tuple[int, str]]:
         yield pc, "".join(lines)
 
 
+#: seconds the traced emulator may take to boot and to answer a RUN: the execution trace runs
+#: QEMU ~10x slower, and a nightly on a loaded machine saw 30 s run out for models that take
+#: well under a second untraced; a board that really hangs is still reported, later
+TRACE_TIMEOUT = 120.0
+
+
 def count_softfloat_calls(device: Any, elf: Path, sample: bytes, *, inferences: int = 2,
-                          timeout: float = 30.0) -> dict[str, float]:
+                          timeout: float = TRACE_TIMEOUT) -> dict[str, float]:
     """Soft-float helper calls per inference, **measured** on an emulated board.
 
     QEMU runs the ELF with its execution trace and a CPU dump at each traced block

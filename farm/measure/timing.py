@@ -23,7 +23,7 @@ from farm.board.session import Session
 class MeasurePlan:
     warmup: int = 2
     windows: int = 5
-    inferences_per_window: int = 8  # >= 5: the harness cycles 8 start phases (see main.c)
+    inferences_per_window: int = 8  # the loop difference is exact to within 2 ticks / n (see main.c)
     outlier_mads: float = 5.0
     #: seconds a board may take to answer one request, and to run one inference,
     #: before it is reported as hung

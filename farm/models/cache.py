@@ -7,6 +7,11 @@ trained model into a cache entry (the converter version constant and the source
 of the modules in `_CODE_FILES`).
 An unchanged recipe is neither retrained nor reconverted.
 
+A variant built outside farm.models.build (`VARIANT_CODE_FILES`: the dynamic variant, by
+farm.models.dynamic_range) has a key of its own: the same material plus the variant and its
+builder's source. So adding such a variant changes no existing entry's key, and editing its
+builder rebuilds that variant only.
+
 Layout: ``<cache_dir>/<model>-<key[:16]>/<variant>.{tflite,npz,json}``.
 """
 
@@ -28,6 +33,11 @@ CACHE_FORMAT = 1
 #: modules whose source shapes an entry (conversion, references, quantization, scoring)
 _CODE_FILES = ("convert.py", "reference.py", "quantization.py", "build.py", "metrics.py", "artifacts.py",
                "training.py")
+
+#: variants built outside build.py -> the modules (hashed into that variant's key only) that build them
+VARIANT_CODE_FILES: dict[str, tuple[str, ...]] = {
+    "dynamic": ("dynamic_range.py",),
+}
 
 _TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tf-nightly", "tf-nightly-cpu")
 
@@ -53,8 +63,10 @@ def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def cache_key(recipe: Recipe) -> str:
-    """sha256 hex of the recipe source, params, TF/TFLM versions and converter code."""
+def cache_key(recipe: Recipe, variant: str | None = None) -> str:
+    """sha256 hex of the recipe source, params, TF/TFLM versions and converter code;
+    for a variant of `VARIANT_CODE_FILES`, also of that variant and its builder's source
+    (any other variant: the key of the entry farm.models.build writes)."""
     here = Path(__file__).resolve().parent
     material = {
         "cache_format": CACHE_FORMAT,
@@ -69,6 +81,10 @@ def cache_key(recipe: Recipe) -> str:
         "converter_version": convert.CONVERTER_VERSION,
         "converter_code": {name: _file_sha256(here / name) for name in _CODE_FILES},
     }
+    builder = VARIANT_CODE_FILES.get(variant or "")
+    if builder:
+        material["variant"] = variant
+        material["variant_code"] = {name: _file_sha256(here / name) for name in builder}
     blob = json.dumps(material, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
 

@@ -44,7 +44,9 @@ from farm.preflight.call_graph import ENTRY, SoftFloatCall, call_graph, reachabl
 from farm.preflight.disassembly import ElfCode, PortabilityError, read_elf_code
 from farm.preflight.isa_rules import CoreSpec, lacking
 
-#: variants whose inference must contain no floating point at all
+#: variants whose inference must contain no floating point at all; every other variant computes
+#: in float somewhere (float32, int8-weights; dynamic: the per-batch input quantization and the
+#: float rescale and bias of its hybrid ops): soft-float on an FPU-less core, hard-float on an FPU core
 FLOAT_FREE_VARIANTS = frozenset({"int8"})
 
 

@@ -9,6 +9,10 @@
 ``farm_select`` marker narrows it (``@pytest.mark.farm_select(fpu="none")``).
 ``measure(model, variant)`` builds, flashes and measures once per session per
 (device, model, variant) and stores the result in the results database.
+
+With ``--farm-scheduler local`` (or a scheduler's address, or ``$FARM_SCHEDULER``) the
+measurements run on a Dask cluster, every board at once (farm.pytest_plugin.cluster);
+without it, in this process, one after the other. ``measure`` works the same either way.
 """
 
 from farm.pytest_plugin.fixtures import (  # noqa: F401
@@ -20,6 +24,10 @@ from farm.pytest_plugin.fixtures import (  # noqa: F401
     farm_results,
     farm_state,
     measure,
+)
+from farm.pytest_plugin.cluster import (  # noqa: F401
+    pytest_collection_finish,
+    pytest_unconfigure,
 )
 from farm.pytest_plugin.hooks import (  # noqa: F401
     pytest_addoption,

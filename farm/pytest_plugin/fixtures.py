@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from farm.pytest_plugin.cluster import session_cluster
 from farm.pytest_plugin.hooks import PROGRESS_KEY, db_url_for, lease_policy_for, load_inventory_for
 
 Measure = Callable[..., Any]
@@ -74,10 +75,15 @@ def farm_leases(farm_lease_policy: Any) -> Iterator[Any]:
 def device(request: pytest.FixtureRequest, farm_leases: Any, farm_lease_policy: Any) -> Iterator[Any]:
     """One inventory device (parametrized by the plugin over ``--farm-devices``), leased to
     this session while its tests run; a device another run holds is waited for
-    (``--farm-lease-wait``) or skipped (``--farm-skip-busy``), a quarantined one skipped."""
+    (``--farm-lease-wait``) or skipped (``--farm-skip-busy``), a quarantined one skipped.
+    On a cluster the jobs lease the board on their worker, one job at a time (the
+    scheduler runs one job per board; the lease keeps other runs away)."""
     from farm.board.leases import DeviceBusy, DeviceQuarantined
 
     target = request.param
+    if session_cluster(request.config) is not None:
+        yield target
+        return
     try:
         farm_leases.acquire(target.name, wait=farm_lease_policy.wait)
     except (DeviceBusy, DeviceQuarantined) as exc:
@@ -92,28 +98,32 @@ def device(request: pytest.FixtureRequest, farm_leases: Any, farm_lease_policy: 
 def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
             farm_measurements: dict[tuple[str, str, str], Any], pytestconfig: pytest.Config,
             farm_leases: Any, farm_lease_policy: Any) -> Measure:
-    """``measure(model, variant, device=None)`` -> ResultRecord (measured once per session)."""
+    """``measure(model, variant, device=None)`` -> ResultRecord (measured once per session:
+    in this process, or on the session's cluster, farm.pytest_plugin.cluster)."""
     from farm.measure.job import measure_one
 
     store, run_id = farm_results
     progress = pytestconfig.stash.get(PROGRESS_KEY, None)
+    cluster = session_cluster(pytestconfig)
 
     def _measure(model: str, variant: str, on: Any = None) -> Any:
         target = on or device
         key = (target.name, model, variant)
         if key not in farm_measurements:
-            from farm.board.leases import DeviceBusy, quarantine_if_needed
+            from farm.board.leases import quarantine_if_needed
 
             quarantined = farm_leases.quarantined(target.name)
             if quarantined is not None:  # found dead earlier in this run (or a recent one)
                 pytest.skip(str(quarantined))
             started = time.monotonic()
-            try:
-                with farm_leases.leased(target.name, wait=farm_lease_policy.wait):  # held by `device` already
-                    record = measure_one(target, model, variant, state=farm_state,
-                                         progress=progress.step if progress else _quiet, lease=farm_lease_policy)
-            except DeviceBusy as exc:
-                pytest.skip(str(exc))
+            if cluster is not None:  # the job ran (or runs) on its board's worker
+                outcome = cluster.dispatcher.outcome(cluster.spec(target, model, variant))
+                if outcome.skipped is not None:
+                    pytest.skip(outcome.skipped)
+                record = outcome.record
+                started = time.monotonic() - max(outcome.ended - outcome.started, 0.0)
+            else:
+                record = _measured_here(target, model, variant)
             quarantine_if_needed(farm_leases, target.name, record)
             record.id = store.add_result(run_id, record)
             record.run_id = run_id
@@ -121,5 +131,16 @@ def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
             if progress:
                 progress.measured(record, time.monotonic() - started)
         return farm_measurements[key]
+
+    def _measured_here(target: Any, model: str, variant: str) -> Any:
+        from farm.board.leases import DeviceBusy
+
+        try:
+            with farm_leases.leased(target.name, wait=farm_lease_policy.wait):  # held by `device` already
+                record = measure_one(target, model, variant, state=farm_state,
+                                     progress=progress.step if progress else _quiet, lease=farm_lease_policy)
+        except DeviceBusy as exc:
+            pytest.skip(str(exc))
+        return record
 
     return _measure

@@ -24,6 +24,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="wait this long for a device that another run holds, then skip it (default: 900)")
     group.addoption("--farm-skip-busy", action="store_true",
                     help="skip a device that another run holds, without waiting")
+    group.addoption("--farm-scheduler", default=None, metavar="ADDRESS",
+                    help="measure on a Dask cluster: 'local' (a local cluster, every board at once), "
+                         "tcp://host:8786 or tls://host:8786; 'in-process' (default, unless $FARM_SCHEDULER "
+                         "says otherwise): one board after the other in this process")
+    group.addoption("--farm-job-timeout", type=float, default=1800.0, metavar="SECONDS",
+                    help="on a cluster: a board job with no result this long after it started is "
+                         "infra-error and its board is set aside for the session (default: 1800)")
+    group.addoption("--farm-worker-wait", type=float, default=120.0, metavar="SECONDS",
+                    help="on a cluster: how long a board that no worker advertises waits for one to join "
+                         "(default: 120)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

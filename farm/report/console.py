@@ -17,7 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from farm.config.capabilities import QEMU_BINARIES
-from farm.store.figures import float32_counts, is_modelled, speedup_vs_float32
+from farm.config.variants import variant_order
+from farm.store.figures import float32_counts, is_modelled, size_vs_float32, speedup_vs_float32
 from farm.report.labels import run_label
 from farm.store.status import RunStatus
 
@@ -77,7 +78,7 @@ def print_model_sizes(console: Console, rows: Sequence[dict[str, Any]]) -> None:
     for r in rows:
         ratio = float_size.get(r["model"])
         table.add_row(r["model"], r["variant"], str(r["size_bytes"]),
-                      f"{ratio / r['size_bytes']:.2f}x smaller" if ratio and r["variant"] != "float32" else "",
+                      size_vs_float32(ratio, r["size_bytes"]) if r["variant"] != "float32" else "",
                       f"{r['metric']} {r['host_metric']:.4f}" + _latency_only_note(r["model"]))
     console.print(table)
 
@@ -112,7 +113,8 @@ def print_results(console: Console, records: Iterable[Any], title: str, run: Any
 
 
 def print_triad(console: Console, records: Sequence[Any], run_id: int) -> None:
-    """The seed's triad per model: size, latency and accuracy per variant and board."""
+    """The seed's triad per model: size, latency and accuracy per variant and board, the variants
+    side by side in the seed's order (float32, int8-weights, dynamic, int8) with their speedup."""
     by_model: dict[str, list[Any]] = {}
     for r in records:
         by_model.setdefault(r.model, []).append(r)
@@ -129,7 +131,7 @@ def print_triad(console: Console, records: Sequence[Any], run_id: int) -> None:
         for r in sorted(rows, key=lambda x: (x.device, _variant_order(x.variant))):
             size = f"{r.model_size_bytes} B" if r.model_size_bytes else "-"
             if float_size and r.model_size_bytes and r.variant != "float32":
-                size += f" ({float_size / r.model_size_bytes:.2f}x smaller)"
+                size += f" ({size_vs_float32(float_size, r.model_size_bytes)})"
             value = speedup_vs_float32(r, float_count)
             speed = "" if value is None else f"{value:.2f}x"
             exact = _exact(r) if r.variant == "int8" else (
@@ -223,7 +225,7 @@ def _print_sources(console: Console, records: Iterable[Any]) -> None:
 
 
 def _variant_order(variant: str) -> int:
-    return {"float32": 0, "int8-weights": 1, "int8": 2}.get(variant, 3)
+    return variant_order(variant)
 
 
 def _status(r: Any) -> str:

@@ -1,8 +1,8 @@
 """``farm report``: one self-contained HTML file for a run, plots inlined as SVG (matplotlib).
 
 Sections: the verdict against the baseline and every change; the triad per model
-(model size, latency, accuracy per variant and board); int8 vs float32 speedup per
-board; the portability matrix (statuses of every model x variant x board); energy
+(model size, latency, accuracy per variant and board: float32, int8-weights, dynamic, int8
+side by side); each variant's speedup over float32 per board; the portability matrix (statuses of every model x variant x board); energy
 per inference with its source; trends of the last N nightlies per metric with the
 regressions marked; the provenance of every result. Nothing is loaded from
 anywhere when the file is opened: no scripts, no fonts, no images outside it.
@@ -30,13 +30,15 @@ from farm.judge.regression import (
     sentence,
     stored_comparison,
 )
-from farm.store.figures import float32_counts, is_modelled, speedup_vs_float32
+from farm.store.figures import float32_counts, is_modelled, size_vs_float32, speedup_vs_float32
 from farm.store.results import Finding, ResultRecord, ResultsStore, RunRecord, redact
 from farm.store.status import CellStatus, RunStatus, Status
 from farm.config.thresholds import Thresholds, load_thresholds
+from farm.config.variants import VARIANTS
 
-VARIANT_ORDER = {"float32": 0, "int8-weights": 1, "int8": 2}
-VARIANT_COLOURS = {"float32": "#4c72b0", "int8-weights": "#dd8452", "int8": "#55a868"}
+#: the variants side by side in the seed's order (farm.config.variants): float32, int8-weights, dynamic, int8
+VARIANT_ORDER = {v: i for i, v in enumerate(VARIANTS)}
+VARIANT_COLOURS = {"float32": "#4c72b0", "int8-weights": "#dd8452", "dynamic": "#8172b3", "int8": "#55a868"}
 #: the background of a status cell, for every result status and portability cell
 STATUS_COLOURS: dict[str, str] = {
     Status.OK: "#d9f2d9", CellStatus.RUNS: "#d9f2d9", CellStatus.PORTABLE: "#e8f6e8",
@@ -203,7 +205,7 @@ def triad_figure(figs: _Figures, model: str, records: Sequence[ResultRecord]) ->
     base = sizes.get("float32")
     for i, v in enumerate(variants):
         if sizes.get(v):
-            label = f"{sizes[v]:,} B" + (f"\n{base / sizes[v]:.2f}x smaller" if base and v != "float32" else "")
+            label = f"{sizes[v]:,} B" + (f"\n{size_vs_float32(base, sizes[v])}" if base and v != "float32" else "")
             ax.annotate(label, (i, sizes[v]), ha="center", va="bottom", fontsize=7, xytext=(0, 1.5),
                         textcoords="offset points")
     ax.set_xticks(range(len(variants)), variants)
@@ -269,7 +271,9 @@ def speedup_figure(figs: _Figures, model: str, records: Sequence[ResultRecord]) 
         ax.legend(frameon=False, fontsize=8)
     return figs.svg(fig, f"plot-speedup-{model}", f"Speedup of <b>{_e(model)}</b> over its float32 build on each "
                     "board: float32 count / variant count. Full-integer int8 should win most on cores without an "
-                    "FPU; int8-weights (dequantized, computed in float) should not.")
+                    "FPU; int8-weights (dequantized, computed in float) should not; dynamic range (hybrid ops: "
+                    "integer multiply-accumulates, a float rescale) shows what integer MACs alone buy where "
+                    "TensorFlow quantized the weights (it leaves weight tensors under 1024 elements float).")
 
 
 def energy_figure(figs: _Figures, model: str, records: Sequence[ResultRecord]) -> str | None:
@@ -588,7 +592,7 @@ def render(data: ReportData) -> str:
     triad.append(_units_note(data.records) + "</section>")
     sections.append("".join(triad))
 
-    speed = ["<section id='speedup'><h2>int8 vs float32 speedup per board</h2>"]
+    speed = ["<section id='speedup'><h2>Speedup over float32 per board: int8-weights, dynamic, int8</h2>"]
     for model in models:
         fig = speedup_figure(figs, model, data.records)
         speed.append(fig or f"<p>{_e(model)}: no variant besides float32.</p>")

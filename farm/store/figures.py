@@ -3,6 +3,8 @@
 - :func:`speedup_vs_float32`: how much faster a variant runs than the float32 build of its
   model on the same board (float32 count / variant count; > 1 is faster), for the console
   triad, the HTML report (table and plot) and ``farm bench``.
+- :func:`size_vs_float32`: a model file's size against its float32 file's, in words ("1.19x
+  smaller"; a dynamic-range file whose weights all stayed float can be a little larger).
 - :func:`is_modelled` (from :mod:`farm.store.records`): whether an energy figure was
   modelled from the count rather than measured.
 """
@@ -15,7 +17,8 @@ from typing import Any, Protocol, TypeVar
 from farm.store.records import is_modelled
 from farm.store.status import Status
 
-__all__ = ["FLOAT32", "float32_counts", "is_modelled", "measured_count", "speedup", "speedup_vs_float32"]
+__all__ = ["FLOAT32", "float32_counts", "is_modelled", "measured_count", "size_vs_float32", "speedup",
+           "speedup_vs_float32"]
 
 FLOAT32 = "float32"
 
@@ -64,3 +67,14 @@ def speedup_vs_float32(row: Row, float32: dict[tuple[str, str], float],
     if row.variant == FLOAT32:
         return None
     return speedup(float32.get((row.device, row.model)), count(row))
+
+
+def size_vs_float32(float32_bytes: int | None, size_bytes: int | None) -> str:
+    """``"1.19x smaller"`` / ``"1.01x larger"`` / ``"same size"`` ("" when either size is unknown)."""
+    if not float32_bytes or not size_bytes:
+        return ""
+    if size_bytes == float32_bytes:
+        return "same size"
+    if size_bytes < float32_bytes:
+        return f"{float32_bytes / size_bytes:.2f}x smaller"
+    return f"{size_bytes / float32_bytes:.2f}x larger"

@@ -1,7 +1,7 @@
 """The harness on a real emulated board: build with PlatformIO, boot in QEMU, talk the protocol.
 
 Uses the calibration "model" in tests/fixtures/calib_model: a loop of exactly
-40 000 instructions, so the instruction count the farm derives from SysTick under
+40 000 instructions, so the instruction count the farm derives from the dual timer under
 -icount can be checked against a known figure.
 """
 
@@ -48,7 +48,7 @@ def test_identify_ping_and_outputs(calib_elf: Path):
     with QemuBoard(EmulatorSpec("mps2-an385", 6), calib_elf) as board:
         session, ready = _session(board)
         assert ready["board"] == "mps2-an385" and ready["model"] == "calib"
-        assert ready["timer"] == "systick" and ready["timer_hz"] == "25000000"
+        assert ready["timer"] == "dualtimer" and ready["timer_hz"] == "25000000"
         assert session.identify() == ready
         assert session.ping(b"\x00\xa5\x5a hello") == b"\x00\xa5\x5a hello"
         session.load_input(bytes(range(10, 18)))

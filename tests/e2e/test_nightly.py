@@ -3,8 +3,8 @@
 The nightlies run in a temporary state folder (FARM_HOME) with its own results
 database, so they build the firmware themselves; the trained models are copied
 from the test session's state folder (cached by content hash: not retrained).
-They run the sine module of the HIL suite (``-k test_sine``: 9 measurements, 3
-boards x 3 variants) — the whole suite measures every model of the zoo, which is
+They run the sine module of the HIL suite (``-k test_sine``: 12 measurements, 3
+boards x 4 variants: float32, int8-weights, dynamic, int8) — the whole suite measures every model of the zoo, which is
 `make nightly`'s job, not a unit of CI time.
 
 - two nightlies in a row: the second rebuilds nothing, finishes much faster and
@@ -31,12 +31,15 @@ from pathlib import Path
 
 import pytest
 
+from farm.models import VARIANTS
 from farm.store.results import ResultsStore
 
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICES = REPO / "devices.yaml"
 SUITE = ("-k", "test_sine")  # tests/hil/test_sine.py
+#: what the sine suite measures: every variant on each of the three emulated boards
+MEASUREMENTS = 3 * len(VARIANTS)
 
 
 def farm(home: Path, *args: str, timeout: float = 900) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -63,7 +66,7 @@ def flat(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def nightly_home(tmp_path_factory: pytest.TempPathFactory, state_dir: Path) -> Path:
-    from farm.models import VARIANTS, build_variant
+    from farm.models import build_variant
     from farm.models.native_output import native_output_to
 
     with native_output_to(state_dir / "logs" / "tensorflow.log"):
@@ -93,7 +96,7 @@ def test_second_nightly_rebuilds_nothing_is_much_faster_and_reports_no_regressio
     out = flat(second.stdout)
     assert re.search(r"nightly run (\d+): PASSED — no regression against run (\d+) \(last passing nightly\)", out)
     assert "no change in any metric" in out
-    assert "firmware: 0 built, 9 cached" in out  # every measured firmware came from the cache
+    assert f"firmware: 0 built, {MEASUREMENTS} cached" in out  # every measured firmware came from the cache
     assert sorted(p.name for p in (nightly_home / "builds").iterdir()) == builds  # nothing rebuilt
     assert seconds < first_seconds / 2, (seconds, first_seconds)
 
@@ -103,10 +106,13 @@ def test_second_nightly_rebuilds_nothing_is_much_faster_and_reports_no_regressio
     assert run.baseline_id is not None and store.run(run.baseline_id).status == "passed"
     assert run.git_commit and run.details["tests"]["failed"] == 0 and run.details["firmware_built"] == 0
     results = store.results_for_run(run.id)
-    assert len(results) == 9 and all(r.status == "ok" and len(r.window_counts) == r.windows for r in results)
+    assert len(results) == MEASUREMENTS and all(r.status == "ok" and len(r.window_counts) == r.windows
+                                                for r in results)
+    assert {r.variant for r in results} == set(VARIANTS)
     junit = ET.parse(nightly_home / "second.xml").getroot()
     suites = {s.get("name"): s for s in junit.iter("testsuite")}
-    assert suites["farm.judge.regression"].get("tests") == "9" and suites["farm.judge.regression"].get("failures") == "0"
+    assert suites["farm.judge.regression"].get("tests") == str(MEASUREMENTS)
+    assert suites["farm.judge.regression"].get("failures") == "0"
 
 
 def test_a_deliberate_regression_is_named_reported_and_fails_the_nightly(first_nightly, nightly_home, tmp_path):
@@ -182,7 +188,7 @@ def test_the_nightly_runs_against_postgresql(first_nightly, nightly_home, pg_db_
     assert store.pinned_baseline() == 1
     for run in runs:
         results = store.results_for_run(run.id)
-        assert len(results) == 9 and all(r.status == "ok" and r.window_counts for r in results)
+        assert len(results) == MEASUREMENTS and all(r.status == "ok" and r.window_counts for r in results)
         assert all(r.model_sha256 and r.elf_sha256 and r.compiler_flags for r in results)
     assert store.findings_for_run(2) == []  # nothing changed
     sqlite_runs = {r.id for r in store_of(nightly_home).runs()}

@@ -45,13 +45,27 @@ def test_int8_build_is_float_free(device, farm_state, model):
 
 
 @pytest.mark.farm_select(fpu="none")
+@pytest.mark.parametrize("variant", ["float32", "dynamic"])
 @pytest.mark.parametrize("model", MODELS)
-def test_float32_without_fpu_is_soft_float(device, farm_state, model):
-    report = _check(device, model, "float32", farm_state)
+def test_float_builds_without_fpu_are_soft_float(device, farm_state, model, variant):
+    """float32, and dynamic range (its input quantization and float rescale): soft-float, allowed."""
+    report = _check(device, model, variant, farm_state)
     assert report.portable, report.summary()
-    assert not report.fpu_instructions, f"{device.name} {model}/float32 has FPU instructions: {report.summary()}"
+    assert not report.fpu_instructions, f"{device.name} {model}/{variant} has FPU instructions: {report.summary()}"
     assert report.float_kind == "soft-float" and report.softfloat_call_sites > 0, report.summary()
     assert report.elf_float_abi == "soft"
+
+
+@pytest.mark.farm_select(fpu="sp")
+@pytest.mark.parametrize("model", MODELS)
+def test_dynamic_with_fpu_is_hard_float(device, farm_state, model):
+    """On a core with a single-precision FPU the dynamic build's float parts run on it (hard-float
+    ABI, FPU instructions on the inference path); the double-precision steps TensorFlow Lite's
+    asymmetric input quantization takes, if any, stay libgcc calls on it."""
+    report = _check(device, model, "dynamic", farm_state)
+    assert report.portable, report.summary()
+    assert report.fpu_instructions and report.float_kind in ("hard-float", "hard+soft-float"), report.summary()
+    assert report.elf_float_abi == "hard"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -27,8 +27,9 @@ def test_rows_speedups_and_markdown(monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "model_figures", lambda model, variant, state, kernels: bench.ModelFigures(
         model=model, variant=variant, macs=1000, arena_bytes=640, tflm_arena_bytes=3000, tflm_tensor_arena_bytes=640,
         model_size_bytes=5000, const_bytes=2000, latency_only=False))
-    counts = {("m3", "float32"): 80_000, ("m3", "int8-weights"): 100_000, ("m3", "int8"): 16_000,
-              ("rv", "float32"): None, ("rv", "int8-weights"): None, ("rv", "int8"): 12_000}
+    counts = {("m3", "float32"): 80_000, ("m3", "int8-weights"): 100_000, ("m3", "dynamic"): 40_000,
+              ("m3", "int8"): 16_000,
+              ("rv", "float32"): None, ("rv", "int8-weights"): None, ("rv", "dynamic"): None, ("rv", "int8"): 12_000}
     devices = [SimpleNamespace(name="m3", flash_bytes=4 << 20, ram_bytes=4 << 20),
                SimpleNamespace(name="rv", flash_bytes=12 << 20, ram_bytes=16384)]
 
@@ -45,10 +46,29 @@ def test_rows_speedups_and_markdown(monkeypatch, tmp_path):
     assert by["rv", "int8"].speedup_vs_float32 is None and by["rv", "float32"].status == "does-not-fit"
     summary = {(s["model"], s["device"]): s for s in bench.speedups(rows)}
     assert summary["digits", "m3"]["int8_vs_float32"] == 5.0 and summary["digits", "rv"]["int8_vs_float32"] is None
+    assert summary["digits", "m3"]["dynamic_vs_float32"] == 2.0
+    assert summary["digits", "m3"]["int8_weights_vs_float32"] == pytest.approx(0.8)
     table = bench.markdown_table(rows)
     assert "| digits | int8 | 1,000 | 16,000 (16.0) | 12,000 (12.0) |" in table
     assert "| digits | float32 | 1,000 | 80,000 (80.0) | does not fit (RAM 20,000 B > 16,384) |" in table
-    assert "| digits | 5.00x | 0.80x | — | — |" in table
+    assert "int8-weights, dynamic, int8 speedup over float32" in table
+    assert "| model | m3 int8-weights | m3 dynamic | m3 int8 | rv int8-weights | rv dynamic | rv int8 |" in table
+    assert "| digits | 0.80x | 2.00x | 5.00x | — | — | — |" in table
+
+
+def test_markdown_says_tflm_refuses_a_hybrid_model(monkeypatch, tmp_path):
+    from farm.measure import bench
+
+    monkeypatch.setattr(bench, "model_figures", lambda model, variant, state, kernels: bench.ModelFigures(
+        model=model, variant=variant, macs=1000, arena_bytes=640, model_size_bytes=5000, const_bytes=2000,
+        latency_only=False, tflm_arena_bytes=None if variant == "dynamic" else 3000,
+        tflm_tensor_arena_bytes=None if variant == "dynamic" else 640))
+    device = SimpleNamespace(name="m3", flash_bytes=4 << 20, ram_bytes=4 << 20)
+    rows = bench.run_bench([device], ["digits"], state=tmp_path, variants=["float32", "dynamic"],
+                           measure=lambda device, model, variant: _record("ok", 1000))
+    table = bench.markdown_table(rows)
+    assert "| digits | dynamic | 5,000 | 1,000 | 500 | 640 | TFLM refuses (hybrid) |" in table
+    assert "| digits | float32 | 5,000 | 1,000 | 500 | 640 | 3,000 (640) |" in table
 
 
 @pytest.mark.e2e
@@ -60,20 +80,24 @@ def test_farm_bench_json_on_digits(state_dir: Path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(proc.stdout)
     rows = {r["variant"]: r for r in doc["rows"]}
-    assert set(rows) == {"float32", "int8-weights", "int8"} and doc["run_id"] > 0
+    assert set(rows) == {"float32", "int8-weights", "dynamic", "int8"} and doc["run_id"] > 0
     for variant, r in rows.items():
         assert (r["model"], r["device"], r["status"], r["unit"]) == ("digits", "qemu-m3", "ok", "instructions")
         for key in ("count_per_inference", "count_per_mac", "flash_bytes", "ram_bytes", "macs", "arena_bytes",
-                    "tflm_arena_bytes", "tflm_tensor_arena_bytes", "model_size_bytes", "latency_us"):
+                    "model_size_bytes", "latency_us"):
             assert r[key] > 0, (variant, key, r[key])
         assert r["count_per_mac"] == pytest.approx(r["count_per_inference"] / r["macs"])
-        assert r["arena_bytes"] < r["tflm_arena_bytes"] and r["tflm_tensor_arena_bytes"] < r["tflm_arena_bytes"]
+        if variant == "dynamic":  # digits' second convolution is hybrid: TFLM refuses the model
+            assert r["tflm_arena_bytes"] is None and r["tflm_tensor_arena_bytes"] is None
+        else:
+            assert r["arena_bytes"] < r["tflm_arena_bytes"] and r["tflm_tensor_arena_bytes"] < r["tflm_arena_bytes"]
         assert r["ram_bytes"] >= r["arena_bytes"] and r["latency_is_estimate"] is True
         assert r["accuracy_device"] >= 0.9 and not r["latency_only"]
     assert rows["int8"]["bit_exact_fraction"] == 1.0
     assert rows["int8"]["arena_bytes"] < rows["float32"]["arena_bytes"]
     (speedup,) = doc["speedups"]
     assert speedup["device"] == "qemu-m3" and speedup["int8_vs_float32"] == rows["int8"]["speedup_vs_float32"]
+    assert speedup["dynamic_vs_float32"] == rows["dynamic"]["speedup_vs_float32"] > 0
     assert speedup["int8_vs_float32"] > 2  # full integer vs soft-float on a core without an FPU
     assert [g["met"] for g in doc["goals"]] == [None] * len(doc["goals"])  # no goal is about digits
 

@@ -102,8 +102,9 @@ def test_two_outputs_refused(tmp_path):
         check_supported(path)
 
 
-def test_hybrid_fully_connected_refused(sine_artifacts, tmp_path):
-    """Float input with int8 weights read directly (no DEQUANTIZE) is not Strategy A."""
+def test_hybrid_fully_connected_lowered_to_the_hybrid_kernel(sine_artifacts, tmp_path):
+    """Float input with int8 weights read directly (no DEQUANTIZE) is not Strategy A but a
+    hybrid op (tests/unit/test_hybrid_ops_host.py checks its outputs)."""
     from farm.models.convert import pack_model
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
@@ -118,8 +119,8 @@ def test_hybrid_fully_connected_refused(sine_artifacts, tmp_path):
         op.inputs = [dequantize.get(int(i), int(i)) for i in op.inputs]
     path = tmp_path / "hybrid.tflite"
     path.write_bytes(pack_model(fb))
-    with pytest.raises(UnsupportedOperatorError, match=r"operator #0 FULLY_CONNECTED: hybrid"):
-        check_supported(path)
+    gen = generate(path, tmp_path / "gen", name="sine", variant="user")
+    assert gen.ops == ("fully_connected_hybrid_f32_s8",) * 3, gen.ops
 
 
 def test_bad_model_name_refused(sine_artifacts, tmp_path):

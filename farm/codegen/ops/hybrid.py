@@ -165,7 +165,7 @@ def fully_connected_hybrid(ctx: LoweringContext, op: Operator, *, x: Tensor, w: 
                            act_min: float, act_max: float, macs: int) -> Step:
     """The step of a hybrid FULLY_CONNECTED (float32 input and bias already checked)."""
     if y.dtype != "float32":
-        raise ctx.fail(op, f"hybrid FULLY_CONNECTED with a {y.dtype} output is not supported (supported: float32)")
+        raise ctx.fail(op, f"hybrid FULLY_CONNECTED: output tensor #{y.index} is {y.dtype} (supported: float32)")
     scales, per_channel = weight_scales(ctx, op, w, output_depth, 0)
     asymmetric = bool(op.options.get("asymmetric_quantize_inputs", False))
     row_sums = None

@@ -48,18 +48,21 @@ uint8_t board_uart_read_byte(void) {
   }
 }
 
-/* A 64-bit CSR read on RV32: high, low, high again; retry when the low half
- * wrapped between the two reads of the high half. */
+/* A 64-bit CSR read on RV32: high, low, high again, without a branch (the model
+ * loop and the null loop of main.c must execute the same instructions around the
+ * model whatever the counter values). When the low half wrapped between the two
+ * high reads, a low half below 2^31 was read after the wrap (the second high half
+ * goes with it) and one above 2^31 before it (the first one does). */
 uint64_t board_timer_read(void) {
   uint32_t hi;
   uint32_t lo;
   uint32_t again;
-  do {
-    __asm volatile("csrr %0, minstreth" : "=r"(hi));
-    __asm volatile("csrr %0, minstret" : "=r"(lo));
-    __asm volatile("csrr %0, minstreth" : "=r"(again));
-  } while (hi != again);
-  return ((uint64_t)hi << 32) | lo;
+  __asm volatile("csrr %0, minstreth" : "=r"(hi));
+  __asm volatile("csrr %0, minstret" : "=r"(lo));
+  __asm volatile("csrr %0, minstreth" : "=r"(again));
+  const uint32_t before_wrap = 0u - (lo >> 31); /* all ones when lo >= 2^31 */
+  const uint32_t high = (hi & before_wrap) | (again & ~before_wrap);
+  return ((uint64_t)high << 32) | lo;
 }
 
 uint32_t board_timer_hz(void) { return (uint32_t)F_CPU; }

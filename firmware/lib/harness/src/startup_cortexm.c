@@ -14,7 +14,6 @@ extern uint32_t __bss_start__, __bss_end__, __stack_top__;
 int main(void);
 void Reset_Handler(void);
 void Fault_Handler(void);
-void SysTick_Handler(void);
 void Default_Handler(void);
 
 #define SCB_VTOR (*(volatile uint32_t *)0xE000ED08u)
@@ -38,7 +37,7 @@ __attribute__((section(".vectors"), used)) void (*const g_vectors[16 + 32])(void
     Default_Handler, /* DebugMon */
     0,
     Default_Handler, /* PendSV */
-    SysTick_Handler,
+    Default_Handler, /* SysTick: not used (board_mps2.c times with the dual timer) */
     /* external interrupts: none used; reported like a fault if they fire */
     Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
     Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,

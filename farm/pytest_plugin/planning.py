@@ -1,0 +1,58 @@
+"""Which measurements the collected HIL tests will ask ``measure`` for, known after collection.
+
+For each collected test that uses ``device`` and ``measure``: its device is its
+``device`` parameter; its models are its ``model`` parameter, else the zoo model
+names written in the test function (``measure("sine", ...)``); its variants are its
+``variant`` parameter, else the variant names written in the function, else every
+variant (a test that loops over VARIANTS). A test that names no model is planned
+for nothing: its ``measure`` calls are submitted when made. The plan only decides
+what is submitted ahead; what a test gets is what it asks for.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+Planned = tuple[Any, str, str]  # (device, model, variant)
+
+
+@lru_cache(maxsize=None)
+def _literals(function: Any) -> frozenset[str]:
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
+        return frozenset()
+    return frozenset(n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+
+
+def planned_measurements(items: Iterable[Any]) -> list[Planned]:
+    """(device, model, variant) the ``items`` will measure, in test order, each once."""
+    from farm.config.variants import VARIANTS
+    from farm.models import registered_models
+
+    models_known = set(registered_models())
+    plan: list[Planned] = []
+    seen: set[tuple[str, str, str]] = set()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if "measure" not in getattr(item, "fixturenames", ()) or callspec is None or "device" not in callspec.params:
+            continue
+        device = callspec.params["device"]
+        written = _literals(getattr(item, "function", None))
+        model = callspec.params.get("model")
+        models = [model] if model else sorted(m for m in written if m in models_known)
+        variant = callspec.params.get("variant")
+        variants = [variant] if variant else [v for v in VARIANTS if v in written] or list(VARIANTS)
+        for m in models:
+            for v in variants:
+                key = (device.name, m, v)
+                if key not in seen:
+                    seen.add(key)
+                    plan.append((device, m, v))
+    return plan

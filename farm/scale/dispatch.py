@@ -1,0 +1,226 @@
+"""The controller's side of a night on the cluster: submit every board job, hand each result back.
+
+:class:`Dispatcher` submits, per (device, model, variant), a host-only prepare job (no
+resource) and the measurement (``board:<name>=1``, after its prepare job), and gives
+back the finished :class:`farm.scale.jobs.JobOutcome` when the caller asks for it. The
+controller stores the records; workers only measure.
+
+Faults end a board's night, never the run:
+
+- the worker running a board's job dies or is killed (or the worker serving the
+  board leaves before the job ran): the job is ``infra-error`` naming the worker, and
+  the board is not used again tonight (its other jobs are ``infra-error`` too, with
+  the same sentence); every other board goes on;
+- a job that has not finished ``job_timeout`` seconds after it started on its worker
+  is ``infra-error`` ("no result within N s"), and its board is set aside likewise;
+- a board that no worker advertises waits ``worker_wait`` seconds from the start of
+  the night for a worker to join (a worker that joins late gets its boards' jobs),
+  then its jobs are ``infra-error``.
+
+Every job's start and end on its worker is kept in :attr:`Dispatcher.job_log` (from
+the Dask event topic farm.scale.jobs.JOB_TOPIC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import farm
+from farm.scale.jobs import JOB_TOPIC, PROGRESS_TOPIC, JobOutcome, MeasureSpec, measure_job, prepare_job
+from farm.scale.resources import board_resource, boards_of_worker
+from farm.store.records import ResultRecord
+from farm.store.status import Status
+
+Key = tuple[str, str, str]
+
+DEFAULT_JOB_TIMEOUT = 1800.0  # seconds a board job may run on its worker
+DEFAULT_WORKER_WAIT = 120.0  # seconds a board no worker advertises waits for one to join
+POLL = 0.5
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+
+
+def lost_record(spec: MeasureSpec, message: str, worker: str | None) -> ResultRecord:
+    """The record of a measurement the cluster lost: ``infra-error`` with the sentence and worker."""
+    device = spec.device
+    return ResultRecord(device=device.name, model=spec.model, variant=spec.variant, status=Status.INFRA_ERROR,
+                        message=message, unit=device.unit, farm_version=farm.__version__,
+                        created_at=dt.datetime.now(dt.timezone.utc), host=device.host,
+                        details={"infra": "WorkerLost", "worker": worker, "kernels": spec.kernels})
+
+
+class Dispatcher:
+    """Board jobs of one run on a cluster (a distributed.Client); see the module docstring."""
+
+    def __init__(self, client: Any, *, job_timeout: float = DEFAULT_JOB_TIMEOUT,
+                 worker_wait: float = DEFAULT_WORKER_WAIT, progress: Callable[[str], None] | None = None) -> None:
+        self.client = client
+        self.job_timeout = job_timeout
+        self.worker_wait = worker_wait
+        self.progress = progress
+        self.opened = time.monotonic()
+        self.futures: dict[Key, Any] = {}
+        self.keys: dict[Key, str] = {}
+        self.dead: dict[str, tuple[str, str | None, Key | None]] = {}  # board -> (why, worker, the lost job)
+        self.served_by: dict[str, str] = {}  # board -> the worker that advertised it
+        self.job_log: list[dict[str, Any]] = []
+        self._running: dict[str, dict[str, Any]] = {}  # dask key -> its start event
+        self._lock = threading.Lock()
+        client.subscribe_topic(JOB_TOPIC, self._on_job_event)
+        client.subscribe_topic(PROGRESS_TOPIC, self._on_progress)
+
+    # ----------------------------------------------------------------- events from workers
+    def _on_job_event(self, event: tuple[float, dict[str, Any]]) -> None:
+        _, message = event
+        with self._lock:
+            self.job_log.append(dict(message))
+            if message.get("event") == "start":
+                self._running[message["key"]] = {**message, "seen": time.monotonic()}
+            else:
+                self._running.pop(message.get("key", ""), None)
+
+    def _on_progress(self, event: tuple[float, dict[str, Any]]) -> None:
+        if self.progress is not None:
+            self.progress(str(event[1].get("message", "")))
+
+    # ----------------------------------------------------------------- submitting
+    def submit(self, spec: MeasureSpec) -> None:
+        """Queue the measurement (once per (device, model, variant)) and its prepare job."""
+        key3 = (spec.board, spec.model, spec.variant)
+        if key3 in self.futures:
+            return
+        tag = _slug(f"{spec.board}-{spec.model}-{spec.variant}-{uuid.uuid4().hex[:6]}")
+        prepared = self.client.submit(prepare_job, spec.device, spec.model, spec.variant, spec.kernels,
+                                      key=f"prepare-{tag}", pure=False)
+        key = f"measure-{tag}"
+        self.keys[key3] = key
+        self.futures[key3] = self.client.submit(measure_job, spec, prepared, key, key=key, pure=False,
+                                                resources={board_resource(spec.board): 1})
+
+    # ----------------------------------------------------------------- results
+    def outcome(self, spec: MeasureSpec) -> JobOutcome:
+        """The finished job of ``spec`` (submitted now if it was not); a lost job as an
+        ``infra-error`` record naming the worker."""
+        self.submit(spec)
+        key3 = (spec.board, spec.model, spec.variant)
+        future = self.futures[key3]
+        while True:
+            if future.done():
+                if future.cancelled():
+                    if spec.board in self.dead:
+                        return self._dead_outcome(spec)
+                    self._set_aside(spec.board, f"{spec.label} was cancelled on the cluster", None,
+                                    (spec.board, spec.model, spec.variant))
+                    return self._dead_outcome(spec)
+                try:
+                    return future.result()
+                except Exception as exc:  # noqa: BLE001 -- a lost worker, or a bug re-raised below
+                    lost = self._lost(spec, exc)
+                    if lost is None:
+                        raise
+                    return lost
+            found = self._check(spec)
+            if found is not None:
+                return found
+            try:
+                future.result(timeout=POLL)
+            except TimeoutError:
+                pass
+            except Exception:  # noqa: BLE001 -- handled at the top of the loop
+                pass
+
+    def _lost(self, spec: MeasureSpec, exc: BaseException) -> JobOutcome | None:
+        from distributed.scheduler import KilledWorker
+
+        if isinstance(exc, KilledWorker):
+            worker = getattr(exc, "last_worker", None)
+            address = getattr(worker, "address", None) or self._started_on(spec) or self.served_by.get(spec.board)
+            self._set_aside(spec.board, f"worker {address} died while running {spec.label}", address,
+                            (spec.board, spec.model, spec.variant))
+        else:
+            return None
+        return self._dead_outcome(spec)
+
+    def _started_on(self, spec: MeasureSpec) -> str | None:
+        key = self.keys.get((spec.board, spec.model, spec.variant))
+        with self._lock:
+            started = self._running.get(key or "")
+        return started["worker"] if started else None
+
+    def _dead_outcome(self, spec: MeasureSpec) -> JobOutcome:
+        why, worker, lost = self.dead[spec.board]
+        now = time.time()
+        if lost == (spec.board, spec.model, spec.variant):
+            message = f"{why}; {spec.board} is not used again tonight"
+        else:
+            message = f"{spec.label} not run: {why}; {spec.board} is not used again tonight"
+        return JobOutcome(spec.board, worker or "none", now, now, lost_record(spec, message, worker))
+
+    def _set_aside(self, board: str, why: str, worker: str | None, lost: Key | None = None) -> None:
+        """The board is done for the night (``lost``: the job it happened in): its queued jobs are cancelled."""
+        if board in self.dead:
+            return
+        self.dead[board] = (why, worker, lost)
+        pending = [f for k, f in self.futures.items() if k[0] == board and not f.done()]
+        if pending:
+            self.client.cancel(pending)
+
+    def workers(self) -> dict[str, Any]:
+        """The scheduler's workers now, address -> info (asked directly: the client's cached
+        scheduler_info is refreshed in the background without per-worker information)."""
+        identity = self.client.sync(self.client.scheduler.identity, n_workers=-1)
+        return dict(identity.get("workers", {}))
+
+    def _check(self, spec: MeasureSpec) -> JobOutcome | None:
+        """Whether ``spec``'s job is lost (its board set aside, its worker gone, timed out, no worker)."""
+        board = spec.board
+        if board in self.dead:
+            return self._dead_outcome(spec)
+        workers = self.workers()
+        serving = [address for address, info in workers.items() if board in boards_of_worker(info.get("resources", {}))]
+        if serving:
+            self.served_by[board] = serving[0]
+        key3 = (board, spec.model, spec.variant)
+        key = self.keys[key3]
+        with self._lock:
+            started = self._running.get(key)
+        if started is not None:
+            worker = started["worker"]
+            if worker not in workers:
+                self._set_aside(board, f"worker {worker} died while running {spec.label}", worker, key3)
+                return self._dead_outcome(spec)
+            if time.monotonic() - started["seen"] > self.job_timeout:
+                self._set_aside(board, f"{spec.label}: no result within {self.job_timeout:.0f} s on worker {worker} "
+                                       f"(per-job timeout)", worker, key3)
+                return self._dead_outcome(spec)
+            return None
+        known = self.served_by.get(board)
+        if known is not None and known not in workers:
+            self._set_aside(board, f"worker {known} serving {board} left", known)
+            return self._dead_outcome(spec)
+        if known is None and time.monotonic() - self.opened > self.worker_wait:
+            self._set_aside(board, f"no worker advertises {board_resource(board)} "
+                                   f"(waited {self.worker_wait:.0f} s for one to join)", None)
+            return self._dead_outcome(spec)
+        return None
+
+    def close(self) -> None:
+        """Cancel what nobody asked for; stop listening to the workers."""
+        pending = [f for f in self.futures.values() if not f.done()]
+        if pending:
+            try:
+                self.client.cancel(pending)
+            except Exception:  # noqa: BLE001 -- the cluster is going away anyway
+                pass
+        for topic in (JOB_TOPIC, PROGRESS_TOPIC):
+            try:
+                self.client.unsubscribe_topic(topic)
+            except Exception:  # noqa: BLE001
+                pass

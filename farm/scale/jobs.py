@@ -1,0 +1,188 @@
+"""The jobs a worker runs: plain picklable data in, the farm's own records out.
+
+``measure_job`` (the nightly's and ``farm run``'s measurement), ``portability_job``
+(a ``farm portability`` cell) and ``profile_job`` (``farm profile``) touch a board:
+they are submitted with that board's resource (farm.scale.resources) and call the
+one job function of farm.measure. ``prepare_job`` is host-only work (model
+conversion, code generation, the PlatformIO build; no resource): it fills the
+worker's caches, which are keyed by content hash, so the board job finds its ELF
+built. Artifacts are built on the worker that uses them, never shipped: the same
+content hash gives the same ELF, and the record carries its sha256.
+
+On the worker a board on this worker's bench host (``serial.host`` equal to
+``$FARM_WORKER_HOST``, set by ``farm worker``) is reached over its local serial
+port, not over SSH. A device another run holds or that is quarantined comes back
+as :class:`JobOutcome` ``skipped`` (the exceptions themselves do not pickle).
+Each job logs ``start`` / ``end`` on the Dask event topic :data:`JOB_TOPIC` and
+its steps on :data:`PROGRESS_TOPIC`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from farm.board.leases import DeviceBusy, DeviceQuarantined, LeasePolicy
+from farm.config.state import state_dir
+from farm.store.records import ResultRecord
+
+#: the Dask event topic of job starts and ends (the controller's job log)
+JOB_TOPIC = "farm-jobs"
+#: the Dask event topic of a job's steps (building, flashing, measuring ...)
+PROGRESS_TOPIC = "farm-progress"
+#: set by ``farm worker``: the bench host this worker runs on
+WORKER_HOST_ENV = "FARM_WORKER_HOST"
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """One (device, model, variant) measurement, as it travels to a worker."""
+
+    device: Any  # farm.config.inventory.Device (picklable)
+    model: str
+    variant: str
+    lease: LeasePolicy
+    kernels: str = "optimized"
+
+    @property
+    def board(self) -> str:
+        return self.device.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.device.name} {self.model}/{self.variant}"
+
+
+@dataclass
+class JobOutcome:
+    """What a board job hands back: its record (None when skipped), where and when it ran."""
+
+    board: str
+    worker: str
+    started: float
+    ended: float
+    record: Any = None  # ResultRecord | PortabilityCell | Profile
+    skipped: str | None = None  # DeviceBusy / DeviceQuarantined: why the board was not used
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def worker_address() -> str:
+    """The address of the Dask worker running this code ("in-process" outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return "in-process"
+
+
+def log_event(topic: str, message: dict[str, Any]) -> None:
+    """Post ``message`` on a Dask event topic (nothing outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(topic, message)
+    except (ImportError, ValueError):
+        pass
+
+
+def reach_locally(device: Any) -> Any:
+    """``device`` as this worker reaches it: a board on this worker's bench host
+    (``$FARM_WORKER_HOST``) over its local serial port, not over SSH."""
+    host = os.environ.get(WORKER_HOST_ENV)
+    serial = getattr(device, "serial", None)
+    if host and serial is not None and serial.host == host:
+        return device.model_copy(update={"serial": serial.model_copy(update={"host": None})})
+    return device
+
+
+def _progress(board: str) -> Any:
+    def step(message: str) -> None:
+        log_event(PROGRESS_TOPIC, {"board": board, "message": message})
+
+    return step
+
+
+def prepare_job(device: Any, model: str, variant: str, kernels: str = "optimized") -> dict[str, Any]:
+    """Host-only work of a measurement: the model's variant and its firmware for the device,
+    into this worker's caches. Never raises: the board job meets the same failure again
+    and reports it through the one map (farm.measure.job.status_of)."""
+    from farm.build.prepare import prepare_firmware
+    from farm.models import build_variant
+    from farm.models.native_output import native_output_to
+
+    state = state_dir()
+    started = time.monotonic()
+    try:
+        with native_output_to(state / "logs" / "tensorflow.log"):
+            art = build_variant(model, variant, state / "models")
+        firmware = prepare_firmware(art.tflite_path, model, variant, device, state, None, kernels)
+    except Exception as exc:  # noqa: BLE001 -- reported by the board job, by the one map
+        return {"error": f"{type(exc).__name__}: {exc}", "worker": worker_address()}
+    return {"firmware_cached": firmware.build.cached, "build_seconds": round(firmware.build.build_seconds, 3),
+            "prepare_seconds": round(time.monotonic() - started, 3), "worker": worker_address()}
+
+
+def _board_job(board: str, key: str, run: Any) -> JobOutcome:
+    worker = worker_address()
+    started = time.time()
+    log_event(JOB_TOPIC, {"event": "start", "key": key, "board": board, "worker": worker, "at": started,
+                          "pid": os.getpid()})
+    try:
+        record = run()
+        skipped = None
+    except (DeviceBusy, DeviceQuarantined) as exc:
+        record, skipped = None, str(exc)
+    ended = time.time()
+    log_event(JOB_TOPIC, {"event": "end", "key": key, "board": board, "worker": worker, "at": ended,
+                          "pid": os.getpid()})
+    return JobOutcome(board, worker, started, ended, record, skipped)
+
+
+def measure_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: str = "") -> JobOutcome:
+    """The measurement on the board (needs ``board:<name>``): farm.measure.job.measure_one,
+    with where and when it ran in the record's details (``worker``, ``job_started``, ``job_ended``)."""
+    from farm.measure.job import measure_one
+
+    def run() -> ResultRecord:
+        return measure_one(reach_locally(spec.device), spec.model, spec.variant, state=state_dir(),
+                           kernels=spec.kernels, lease=spec.lease, progress=_progress(spec.board))
+
+    outcome = _board_job(spec.board, key, run)
+    record = outcome.record
+    if record is not None:
+        record.host = spec.device.host  # where the board is, as the inventory says
+        details = dict(record.details or {})
+        if prepared and "firmware_cached" in prepared and "firmware_cached" in details:
+            details["firmware_cached"] = bool(prepared["firmware_cached"]) and bool(details["firmware_cached"])
+        details.update(worker=outcome.worker, job_started=round(outcome.started, 3),
+                       job_ended=round(outcome.ended, 3), worker_pid=os.getpid())
+        record.details = details
+    return outcome
+
+
+def portability_job(device: Any, model: str, variant: str, lease: LeasePolicy, key: str = "") -> JobOutcome:
+    """A ``farm portability`` cell on the board (needs ``board:<name>``)."""
+    from farm.measure.portability_matrix import portability_cell
+
+    return _board_job(device.name, key, lambda: portability_cell(
+        reach_locally(device), model, variant, state_dir(), lease=lease, progress=_progress(device.name)))
+
+
+def profile_job(device: Any, model: str, variant: str, lease: LeasePolicy, kernels: str = "optimized",
+                key: str = "") -> JobOutcome:
+    """``farm profile`` of one model on the board (needs ``board:<name>``)."""
+    from farm.measure.profile import profile_one
+
+    return _board_job(device.name, key, lambda: profile_one(
+        reach_locally(device), model, variant, state=state_dir(), kernels=kernels, lease=lease,
+        progress=_progress(device.name)))
+
+
+def noop_job(seconds: float = 0.0, key: str = "") -> float:
+    """A job that does nothing for ``seconds`` (the scheduler-overhead benchmark's)."""
+    if seconds:
+        time.sleep(seconds)
+    return time.time()

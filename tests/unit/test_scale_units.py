@@ -1,0 +1,72 @@
+"""farm/scale's plain parts: board resources, which boards a worker serves, the plan of
+measurements the collected HIL tests will ask for, and a board no worker serves."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from farm.config.inventory import load_inventory
+from farm.pytest_plugin.planning import planned_measurements
+from farm.scale.resources import board_resource, boards_for_host, boards_of_worker, resources_for, split_boards
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_board_is_one_unit_of_its_own_resource():
+    assert board_resource("qemu-m3") == "board:qemu-m3"
+    assert resources_for(["a", "b"]) == {"board:a": 1.0, "board:b": 1.0}
+    assert boards_of_worker({"board:b": 1.0, "board:a": 1.0, "GPU": 2}) == ["a", "b"]
+    assert split_boards(["a", "b", "c"], 2) == [["a", "c"], ["b"]]  # each board on exactly one worker
+
+
+def test_a_worker_serves_its_hosts_boards_and_those_it_claims():
+    devices = [SimpleNamespace(name="nucleo", host="bench-1"), SimpleNamespace(name="pico", host="bench-2"),
+               SimpleNamespace(name="qemu-m3", host=None)]
+    assert boards_for_host(devices, "bench-1") == ["nucleo"]
+    assert boards_for_host(devices, "bench-2", ["qemu-m3"]) == ["pico", "qemu-m3"]
+
+
+def _item(function, device, **params):
+    return SimpleNamespace(fixturenames=["device", "measure", *params], function=function,
+                           callspec=SimpleNamespace(params={"device": device, **params}))
+
+
+def test_the_plan_is_what_the_tests_will_measure():
+    device = load_inventory(REPO / "devices.yaml").devices[0]
+
+    def test_two(device, measure):
+        measure("sine", "int8"), measure("sine", "float32")
+
+    def test_param(device, measure, variant):
+        measure("sine", variant)
+
+    def test_no_model(device, measure):
+        pass
+
+    plan = planned_measurements([_item(test_two, device), _item(test_param, device, variant="dynamic"),
+                                 _item(test_param, device, variant="int8"), _item(test_no_model, device)])
+    assert [(d.name, m, v) for d, m, v in plan] == [(device.name, "sine", "float32"), (device.name, "sine", "int8"),
+                                                     (device.name, "sine", "dynamic")]
+
+
+def test_a_board_no_worker_serves_is_infra_error_after_the_wait():
+    from distributed import Client, LocalCluster
+
+    from farm.board.leases import LeasePolicy
+    from farm.scale.cluster import quiet_logs
+    from farm.scale.dispatch import Dispatcher
+    from farm.scale.jobs import MeasureSpec
+
+    quiet_logs()
+    device = load_inventory(REPO / "devices.yaml").devices[0]
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        dispatcher = Dispatcher(client, worker_wait=1.0)
+        started = time.monotonic()
+        outcome = dispatcher.outcome(MeasureSpec(device, "sine", "int8", LeasePolicy("sqlite://")))
+        dispatcher.close()
+    assert time.monotonic() - started < 30
+    assert outcome.record.status == "infra-error"
+    assert f"no worker advertises board:{device.name}" in outcome.record.message
