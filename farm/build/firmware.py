@@ -9,19 +9,17 @@ never rebuilt. PlatformIO runs offline against a project-local core dir
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from farm.config.machine_flags import MachineFlags
+from farm.build.locks import locked
 from farm.build.platformio_env import ensure_core_dir, pio_environment
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
@@ -84,19 +82,6 @@ def build_key(model_dir: Path, target: BuildTarget, compiler: str) -> str:
     key = [target.board, target.machine.flags, OPT_FLAGS, compiler]
     digest.update(json.dumps(key + [target.platform] if target.platform else key).encode())
     return digest.hexdigest()
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created with its folder) for the block:
-    one process at a time builds one project or generates one model's sources."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _platformio_ini(target: BuildTarget, firmware_hash: str, project: Path) -> str:

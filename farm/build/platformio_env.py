@@ -18,6 +18,8 @@ from pathlib import Path
 
 import SCons  # type: ignore[import-untyped]
 
+from farm.build.locks import locked
+
 SCONS_PACKAGE_VERSION = "4.41101.0"  # PlatformIO encodes SCons 4.11.1 as 4.41101.0
 SCONS_REQUIREMENT = "~4.41101.0"
 
@@ -53,19 +55,30 @@ def pio_environment(state_dir: Path) -> dict[str, str]:
 
 
 def ensure_core_dir(state_dir: Path) -> Path:
-    """Create the core dir with tool-scons in place; idempotent and fast when done."""
+    """Create the core dir with tool-scons in place; idempotent and fast when done, and safe
+    when several processes (two runs, the workers of a cluster) do it at once."""
     packages = core_dir(state_dir) / "packages"
     scons_pkg = packages / "tool-scons"
-    marker = scons_pkg / ".piopm"
-    scons_version = metadata.version("scons")
-    if marker.is_file() and (scons_pkg / "SCons").is_dir():
+    if _placed(scons_pkg):
         return core_dir(state_dir)
+    with locked(packages.parent / ".pio-core.lock"):
+        if not _placed(scons_pkg):  # another process may have placed it while we waited
+            _place_scons(packages, scons_pkg)
+    return core_dir(state_dir)
+
+
+def _placed(scons_pkg: Path) -> bool:
+    return (scons_pkg / ".piopm").is_file() and (scons_pkg / "SCons").is_dir()
+
+
+def _place_scons(packages: Path, scons_pkg: Path) -> None:
+    scons_version = metadata.version("scons")
     if scons_version != "4.11.1":
         raise PlatformIOSetupError(
             f"PlatformIO 6.2 needs SCons 4.11.1 (tool-scons {SCONS_REQUIREMENT}); "
             f"this environment has scons {scons_version}: pip install scons==4.11.1"
         )
-    tmp = packages / ".tool-scons.tmp"
+    tmp = packages / f".tool-scons.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shutil.copytree(Path(SCons.__file__).parent, tmp / "SCons")
@@ -97,7 +110,6 @@ def ensure_core_dir(state_dir: Path) -> Path:
     )
     shutil.rmtree(scons_pkg, ignore_errors=True)
     tmp.rename(scons_pkg)
-    return core_dir(state_dir)
 
 
 def main() -> None:

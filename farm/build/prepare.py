@@ -18,7 +18,8 @@ from typing import Any
 
 from farm import codegen
 from farm.build.elf import elf_sizes
-from farm.build.firmware import BuildTarget, FirmwareBuild, FirmwareBuildError, build_firmware, locked
+from farm.build.firmware import BuildTarget, FirmwareBuild, FirmwareBuildError, build_firmware
+from farm.build.locks import locked
 from farm.config.machine_flags import machine_flags
 from farm.build.fits import DoesNotFit, linker_overflow
 
