@@ -184,13 +184,22 @@ class Dispatcher:
         if board in self.dead:
             return self._dead_outcome(spec)
         workers = self.workers()
-        serving = [address for address, info in workers.items() if board in boards_of_worker(info.get("resources", {}))]
-        if serving:
-            self.served_by[board] = serving[0]
+        for address, info in workers.items():  # every board seen served, not only this one's
+            for served in boards_of_worker(info.get("resources", {})):
+                self.served_by[served] = address
         key3 = (board, spec.model, spec.variant)
         key = self.keys[key3]
         with self._lock:
             started = self._running.get(key)
+            # another job of this board that started on a worker now gone: the board went with it
+            gone = [m for k, m in self._running.items()
+                    if k != key and m.get("board") == board and m.get("worker") not in workers]
+        if started is None and gone:
+            lost_key = next((k3 for k3, k in self.keys.items() if k == gone[0]["key"]), None)
+            label = f"{board} {lost_key[1]}/{lost_key[2]}" if lost_key else f"a job of {board}"
+            self._set_aside(board, f"worker {gone[0]['worker']} died while running {label}", gone[0]["worker"],
+                            lost_key)
+            return self._dead_outcome(spec)
         if started is not None:
             worker = started["worker"]
             if worker not in workers:

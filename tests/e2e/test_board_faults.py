@@ -48,9 +48,9 @@ def own_leases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_hard_float_build_on_fpu_less_m3_faults_nocp_and_is_not_portable(inventory, state_dir: Path):
     m3 = inventory.device("qemu-m3")
     hard = BuildTarget(m3.board, machine_flags("cortex-m4", "sp", True))  # what a Cortex-M4F would get
-    started = time.monotonic()
     record = measure_one(m3, "sine", "float32", state=state_dir, plan=QUICK, target=hard, preflight=False)
-    assert time.monotonic() - started < 30, "a faulting board must be reported, not waited on"
+    # reported, not waited on: a board that went silent would be "hung" after QUICK's 2 s / 5 s
+    # timeouts; the decoded NOCP fault below is what the board itself reported
     assert record.status == "not-portable", record.message
     assert "-mfloat-abi=hard" in record.compiler_flags
     match = re.fullmatch(r"faulted on the board: UsageFault NOCP \(coprocessor/FPU instruction\) "

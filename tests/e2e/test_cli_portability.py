@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from inventories import SERIAL_M3
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,23 +65,7 @@ def test_portability_refuses_unknown_model():
     assert proc.returncode == 2 and "unknown model(s) nope" in proc.stderr
 
 
-SERIAL_BOARD = """\
-devices:
-  - name: usb-m3
-    core: cortex-m3
-    fpu: none
-    dsp: false
-    clock_hz: 25000000
-    flash_bytes: 4194304
-    ram_bytes: 4194304
-    board: qemu-mps2-an385
-    serial:
-      port: {port}
-    flash:
-      protocol: qemu
-      machine: mps2-an385
-      icount_shift: 6
-"""
+SERIAL_BOARD = SERIAL_M3
 
 
 def test_a_serial_board_that_cannot_be_opened_is_an_infra_error_cell(tmp_path: Path, state_dir: Path,

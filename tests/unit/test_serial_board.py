@@ -12,27 +12,11 @@ from farm.board import agent
 from farm.board.flashing import cycles_from_timer, plan_for
 from farm.board.protocol import Timing
 from farm.config.inventory import load_inventory
+from inventories import SERIAL_M3_WITH_POWER
 
 REPO = Path(__file__).resolve().parents[2]
 
-SERIAL_DEVICE = """\
-devices:
-  - name: usb-m3
-    core: cortex-m3
-    fpu: none
-    dsp: false
-    clock_hz: 25000000
-    flash_bytes: 4194304
-    ram_bytes: 4194304
-    board: qemu-mps2-an385
-    serial:
-      port: {port}
-    flash:
-      protocol: qemu
-      machine: mps2-an385
-      icount_shift: 6
-    power: {{kind: model, voltage: 3.3, ua_per_mhz: 200.0}}
-"""
+SERIAL_DEVICE = SERIAL_M3_WITH_POWER
 
 
 def test_platformio_upload_plan_for_a_real_board():

@@ -68,7 +68,9 @@ void board_init(void) {
   TIMER2_LOAD = 0xFFFFFFFFu;
   TIMER1_CONTROL = TIMER_CONTROL_32BIT | TIMER_CONTROL_ENABLE;
   TIMER2_CONTROL = TIMER_CONTROL_32BIT | TIMER_CONTROL_PRESCALE_256 | TIMER_CONTROL_ENABLE;
-  g_timer_last = 0u;
+  /* g_timer_last starts at 0 from .bss: an assignment here would be a 64-bit store, which a
+   * hard-float build makes with VFP (vstr d7), faulting in board_init on an FPU-less core
+   * instead of at the model's first float instruction */
   /* Under -icount QEMU runs the guest until its next timer event before it looks
    * at the UART socket again; with no timer due for 2^32 ticks a request would
    * wait minutes. Timer 0 expires every HARNESS_WAKEUP_TICKS with its interrupt
