@@ -26,7 +26,7 @@ import pytest
 from fixtures_tools import require_tool
 
 REPO = Path(__file__).resolve().parent.parent
-KERNELS = REPO / "firmware" / "lib" / "kernels"
+KERNELS = REPO / "farm" / "firmware" / "lib" / "kernels"
 HOST_DRIVER = REPO / "tests" / "host_driver" / "main.c"
 HOST_CFLAGS = ("-std=c11", "-O2", "-Wall", "-Wextra", "-Werror")
 

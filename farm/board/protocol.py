@@ -1,4 +1,4 @@
-"""Host side of the harness's framed binary protocol (firmware/lib/harness/include/protocol.h).
+"""Host side of the harness's framed binary protocol (farm/firmware/lib/harness/include/protocol.h).
 
 Frame: ``0xA5 0x5A | len u16 LE | type u8 | payload | crc16 LE``, CRC-16/CCITT-FALSE
 over len, type and payload. :class:`FrameDecoder` is fed raw bytes and yields

@@ -22,7 +22,7 @@ from farm.config.machine_flags import MachineFlags
 from farm.build.locks import locked
 from farm.build.platformio_env import ensure_core_dir, pio_environment
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
 OPT_FLAGS = ("-O2",)
 COMPILER = {"arm": "arm-none-eabi-gcc", "riscv": "riscv64-unknown-elf-gcc"}
 

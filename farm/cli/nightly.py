@@ -34,7 +34,7 @@ from farm.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, db_url, device
 def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json: bool,
             thresholds_file: Path | None, report_file: Path | None, live: bool | None,
             lease_wait: float, skip_busy: bool, scheduler: str | None) -> None:
-    """Run the HIL suite (tests/hil) on every device of the inventory and judge it against the baseline.
+    """Run the HIL suite (farm/hil, installed with tinyfarm) on every device of the inventory and judge it against the baseline.
 
     \b
     Results go to the results database under one nightly run (id, time, git commit).
@@ -57,6 +57,7 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     from farm.judge.regression import add_to_junit, judge
     from farm.report.console import print_comparison, print_triad, print_verdict, result_json
     from farm.config.state import state_dir
+    from farm.pytest_plugin.suite import HIL_SUITE
     from farm.store.vcs import git_commit
 
     inventory_file = devices_file(ctx)
@@ -67,7 +68,7 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     url = db_url(ctx)
     store = open_store(url)
     run_id = store.start_run("nightly", git_commit())
-    hil = Path(__file__).resolve().parents[2] / "tests" / "hil"
+    hil = HIL_SUITE
     os.environ["FARM_HOME"] = str(state)  # the suite's measurements share this state folder
     args = [str(hil), "-p", "no:cacheprovider", "-q", "-ra", f"--farm-devices={inventory_file.resolve()}",
             f"--farm-run-id={run_id}", f"--farm-db={url}", "--rootdir", str(hil), "--confcutdir", str(hil)]

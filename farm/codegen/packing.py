@@ -5,7 +5,7 @@ The host does once what the device would otherwise do per inference (the
 the inner loops read them and folds the input offset into the bias. Every
 function here is the layout contract of a C file, documented next to it:
 
-- `pack_rows` — firmware/lib/kernels/include/mat_mult_s8.h (groups of G rows,
+- `pack_rows` — farm/firmware/lib/kernels/include/mat_mult_s8.h (groups of G rows,
   4-byte chunks interleaved);
 - `pack_depthwise` — depthwise_conv2d_s8_fast.c (channel-major taps);
 - `effective_bias` — tf_out_stage_s8 in tf_types.h.

@@ -23,7 +23,7 @@ What TFLM does (tflite-micro, tensorflow/lite/...):
 - ``MultiplyByQuantizedMultiplier`` (kernels/internal/common.cc, double rounding):
   RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x << left, m), right).
   `multiply_by_quantized_multiplier` below is the Python model of the device's
-  tf_multiply_by_quantized_multiplier (firmware/lib/kernels/include/fixed_point.h).
+  tf_multiply_by_quantized_multiplier (farm/firmware/lib/kernels/include/fixed_point.h).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ looks up the binary of a machine, and every stage asks :func:`count_unit` whethe
 a device's counts are cycles or instructions.
 
 An emulated machine is listed only when the farm can build for it and run it: it
-has a board file in ``firmware/platform/boards`` (``board``) and a QEMU binary.
+has a board file in ``farm/firmware/platform/boards`` (``board``) and a QEMU binary.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class EmulatorKind(enum.StrEnum):
 @dataclass(frozen=True)
 class MachineInfo:
     """An emulated machine the farm can build for and run: the core it emulates,
-    its board file (``firmware/platform/boards/<board>.json``) and its emulator binary."""
+    its board file (``farm/firmware/platform/boards/<board>.json``) and its emulator binary."""
 
     core: Core
     board: str  # PlatformIO board id

@@ -37,7 +37,7 @@ from farm.store.results import ResultsStore
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICES = REPO / "devices.yaml"
-SUITE = ("-k", "test_sine")  # tests/hil/test_sine.py
+SUITE = ("-k", "test_sine")  # farm/hil/test_sine.py
 #: what the sine suite measures: every variant on each of the three emulated boards
 MEASUREMENTS = 3 * len(VARIANTS)
 

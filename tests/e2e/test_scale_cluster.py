@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from farm.board.leases import LeaseManager
+from farm.pytest_plugin.suite import HIL_SUITE
 from farm.store.results import ResultsStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,9 +65,9 @@ def _wait_joined(process: subprocess.Popen[str], lines: list[str]) -> str:
 
 
 def _pytest(address: str, url: str, *extra: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "pytest", str(REPO / "tests" / "hil"), "-p", "no:cacheprovider",
-                             "-q", "-rA", "--rootdir", str(REPO / "tests" / "hil"), "--confcutdir",
-                             str(REPO / "tests" / "hil"), f"--farm-devices={DEVICES}", f"--farm-db={url}",
+    return subprocess.Popen([sys.executable, "-m", "pytest", str(HIL_SUITE), "-p", "no:cacheprovider",
+                             "-q", "-rA", "--rootdir", str(HIL_SUITE), "--confcutdir",
+                             str(HIL_SUITE), f"--farm-devices={DEVICES}", f"--farm-db={url}",
                              f"--farm-scheduler={address}", "-k", KEYWORD, *extra], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 

@@ -20,8 +20,8 @@ from farm.build.firmware import BuildTarget, _platformio_ini
 from farm.config.machine_flags import machine_flags
 
 REPO = Path(__file__).resolve().parents[2]
-HARNESS = REPO / "firmware" / "lib" / "harness"
-LAYER = REPO / "firmware" / "lib" / "harness_arduino" / "src" / "board_arduino.cpp"
+HARNESS = REPO / "farm" / "firmware" / "lib" / "harness"
+LAYER = REPO / "farm" / "firmware" / "lib" / "harness_arduino" / "src" / "board_arduino.cpp"
 STUB = Path(__file__).parents[1] / "fixtures" / "arduino_stub"
 BOARD_API = {"board_init", "board_uart_write", "board_uart_read_byte", "board_timer_read", "board_timer_hz",
              "board_timer_source", "board_name", "board_marker"}

@@ -24,7 +24,7 @@ from farm.config.inventory import InventoryError, load_inventory
 from farm.store.status import Unit
 
 REPO = Path(__file__).resolve().parents[2]
-BOARDS = REPO / "firmware" / "platform" / "boards"
+BOARDS = REPO / "farm" / "firmware" / "platform" / "boards"
 
 
 @pytest.mark.parametrize("machine", sorted(MACHINES[EmulatorKind.QEMU]))

@@ -152,7 +152,7 @@ def test_the_stage_folders_form_a_one_way_pipeline() -> None:
 
 def test_test_files_have_unique_names() -> None:
     """pytest imports test files by basename (no packages under tests/): two files of one name
-    in tests/unit and tests/e2e stop the whole collection (tests/hil is collected apart, by
+    in tests/unit and tests/e2e stop the whole collection (farm/hil is collected apart, by
     `farm nightly`)."""
     tests = PACKAGE.parent / "tests"
     names = [p.name for folder in ("unit", "e2e") for p in (tests / folder).rglob("test_*.py")]

@@ -28,7 +28,7 @@ from farm.codegen.quantize_multiplier import (
 from fixtures_tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
-KERNEL_INCLUDE = REPO / "firmware" / "lib" / "kernels" / "include"
+KERNEL_INCLUDE = REPO / "farm" / "firmware" / "lib" / "kernels" / "include"
 
 
 @pytest.mark.parametrize("real,expected", [

@@ -1,2 +1,2 @@
 """The nightly HIL suite. Runs with tinyfarm's pytest plugin: ``farm nightly`` or
-``pytest tests/hil --farm-devices devices.yaml``."""
+``pytest farm/hil --farm-devices devices.yaml``."""
