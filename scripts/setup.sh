@@ -17,6 +17,7 @@ APT_PACKAGES=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   qemu-system-arm qemu-system-misc
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
+  gcc-avr avr-libc binutils-avr simavr libsimavr-dev
   openssh-server openssh-client python3-serial
   python3-venv
   postgresql chromium

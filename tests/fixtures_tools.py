@@ -37,6 +37,9 @@ SETUP_TOOLS: dict[str, str] = {
     "riscv64-unknown-elf-objdump": "gcc-riscv64-unknown-elf",
     "qemu-system-arm": "qemu-system-arm",
     "qemu-system-riscv32": "qemu-system-misc",
+    "avr-gcc": "gcc-avr",
+    "avr-objdump": "binutils-avr",
+    "simavr": "simavr",  # the farm's runner links libsimavr (libsimavr-dev), installed with it
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
     "sshd": "openssh-server",

@@ -13,6 +13,7 @@ from farm.build.elf import symbol_at
 
 ARM = 1
 RISCV = 2
+AVR = 3
 
 _EXCEPTIONS = {2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault", 6: "UsageFault"}
 _CFSR_BITS = [
@@ -59,6 +60,8 @@ def decode_fault(words: tuple[int, ...], elf: Path | None, has_fpu: bool | None 
         return _decode_arm(words, elf, has_fpu)
     if words[0] == RISCV and len(words) >= 4:
         return _decode_riscv(words, elf, has_fpu)
+    if words[0] == AVR and len(words) >= 3:
+        return _decode_avr(words)
     return FaultReport("fault", 0, None, f"board reported an unknown fault frame {list(map(hex, words))}", {})
 
 
@@ -115,3 +118,13 @@ def _decode_riscv(words: tuple[int, ...], elf: Path | None, has_fpu: bool | None
     else:
         sentence = f"trap: {text} {where} (mtval 0x{mtval:08x})"
     return FaultReport(kind, mepc, function, sentence, {"mcause": mcause, "mepc": mepc, "mtval": mtval})
+
+
+def _decode_avr(words: tuple[int, ...]) -> FaultReport:
+    """AVR (board_avr.c): cause 1 is an interrupt whose vector has no handler."""
+    _, cause, sp = words[:3]
+    if cause == 1:
+        sentence = f"an interrupt without a handler (avr-libc's BADISR_vect), stack pointer 0x{sp:04x}"
+        return FaultReport("bad interrupt", 0, None, sentence, {"cause": cause, "sp": sp})
+    return FaultReport(f"fault {cause}", 0, None, f"AVR fault {cause}, stack pointer 0x{sp:04x}",
+                       {"cause": cause, "sp": sp})

@@ -1,6 +1,6 @@
 """Bring a device up with an ELF, under its lease, and hand back a protocol session.
 
-A registry keyed by how the device is reached (``emulator:qemu``, local ``serial``,
+A registry keyed by how the device is reached (``emulator:qemu``, ``emulator:simavr``, local ``serial``,
 ``ssh`` to a bench host): each driver lives in its own module, registers itself
 with :func:`farm.board.driver.board_driver`, and yields a
 :class:`~farm.board.driver.BoardConnection`: the session, the identity the harness
@@ -21,6 +21,7 @@ from typing import Any
 # the drivers register on import (they import farm.board.driver only, never this module)
 from farm.board import qemu_driver as _qemu_driver  # noqa: F401  "emulator:qemu"
 from farm.board import serial as _serial_driver  # noqa: F401  "serial"
+from farm.board import simavr_driver as _simavr_driver  # noqa: F401  "emulator:simavr"
 from farm.board.driver import BoardConnection, BoardDriver, registered_driver, registered_kinds
 from farm.board.leases import LeasePolicy, hold
 from farm.board.ssh import driver as _ssh_driver  # noqa: F401  "ssh"

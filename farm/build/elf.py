@@ -38,12 +38,14 @@ def _header(elf: ELFFile, path: Path) -> tuple[str, str]:
         return "arm", "hard" if flags & 0x400 else "soft"  # EF_ARM_ABI_FLOAT_HARD / _SOFT
     if machine == "EM_RISCV":
         return "riscv", {0: "soft", 2: "single", 4: "double", 6: "quad"}[flags & 0x6]  # EF_RISCV_FLOAT_ABI
-    raise ElfError(f"{path}: {machine} ELF; the portability checks know Arm and RISC-V")
+    if machine == "EM_AVR":
+        return "avr", "soft"  # no AVR has an FPU: float is avr-libc's soft-float
+    raise ElfError(f"{path}: {machine} ELF; the portability checks know Arm, RISC-V and AVR")
 
 
 def elf_header(path: Path) -> tuple[str, str]:
-    """(arch, float ABI): ``arm`` with ``hard`` | ``soft`` (EABI flags), or ``riscv`` with
-    ``soft`` | ``single`` | ``double`` | ``quad``; ElfError for another machine."""
+    """(arch, float ABI): ``arm`` with ``hard`` | ``soft`` (EABI flags), ``riscv`` with
+    ``soft`` | ``single`` | ``double`` | ``quad``, or ``avr`` with ``soft``; ElfError for another machine."""
     with path.open("rb") as fh:
         return _header(ELFFile(fh), path)
 

@@ -24,7 +24,7 @@ from farm.build.platformio_env import ensure_core_dir, pio_environment
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
 OPT_FLAGS = ("-O2",)
-COMPILER = {"arm": "arm-none-eabi-gcc", "riscv": "riscv64-unknown-elf-gcc"}
+COMPILER = {"arm": "arm-none-eabi-gcc", "riscv": "riscv64-unknown-elf-gcc", "avr": "avr-gcc"}
 
 
 class FirmwareBuildError(RuntimeError):

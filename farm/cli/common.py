@@ -1,5 +1,5 @@
 """What every ``farm`` command shares: exit codes, the two consoles, the usage error, the
-options every command takes the same way (``--devices FILE``, ``--db URL``; ``--lease-wait`` /
+options every command takes the same way (``--devices FILE``, ``--db URL``, ``--project FILE``; ``--lease-wait`` /
 ``--skip-busy`` on the commands that use a board; ``--thresholds``), and the checks of what the
 user named: devices, models, variants, runs.
 
@@ -9,6 +9,7 @@ Exit codes: 0 success; 1 a measurement failed or a check/test failed; 2 bad inpu
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ RUN_REFS = "a run id, 'latest', 'latest-nightly' or 'baseline'"
 
 _DEVICES_KEY = "farm.devices_file"
 _DB_KEY = "farm.db_url"
+_PROJECT_KEY = "farm.project_file"
+_ACTIVE_KEY = "farm.project"
 
 
 class FarmUsageError(click.ClickException):
@@ -52,10 +55,29 @@ def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], None]
     return _set
 
 
-def farm_options(fn: Any) -> Any:
-    """``--devices FILE`` and ``--db URL``, on the ``farm`` group and on every command, with the
-    same help. Precedence: the command's option, else the group's, else (``--db``) $FARM_DB_URL,
-    else the sqlite database in the state folder; (``--devices``) ./devices.yaml."""
+def farm_options(fn: Any = None, *, activate: bool = True) -> Any:
+    """``--devices FILE``, ``--db URL`` and ``--project FILE``, on the ``farm`` group and on every
+    command, with the same help. Precedence: the command's option, else the group's, else
+    (``--db``) $FARM_DB_URL, else the sqlite database in the state folder; (``--devices``)
+    ./devices.yaml; (``--project``) $FARM_PROJECT, else ./tinyfarm.yaml when there, else none
+    (the zoo). The command activates the project before it runs (its models registered with
+    farm.models); a bad project file is a usage error naming file, line and field.
+    ``@farm_options(activate=False)``: the same options, no project activated (``farm init``)."""
+    if fn is None:
+        return lambda f: farm_options(f, activate=activate)
+    command = fn
+
+    @functools.wraps(command)
+    def with_project(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        if activate and not (isinstance(ctx.command, click.Group) and ctx.invoked_subcommand is not None):
+            activate_project_for(ctx)  # once, by the command that runs (not the group before it)
+        return command(*args, **kwargs)
+
+    fn = click.option("--project", "project_file", type=click.Path(path_type=Path), default=None,
+                      expose_value=False, is_eager=True, callback=_remember(_PROJECT_KEY),
+                      help="Project file: the team's models, data and budgets (default: $FARM_PROJECT, "
+                           "else ./tinyfarm.yaml when present, else the zoo).")(with_project)
     fn = click.option("--db", "db_url", metavar="URL", default=None, expose_value=False, is_eager=True,
                       callback=_remember(_DB_KEY),
                       help="Results database URL (default: $FARM_DB_URL, else sqlite in the state folder), "
@@ -63,6 +85,41 @@ def farm_options(fn: Any) -> Any:
     return click.option("--devices", "devices_file", type=click.Path(path_type=Path), default=None,
                         expose_value=False, is_eager=True, callback=_remember(_DEVICES_KEY),
                         help=f"Inventory file (default: {DEFAULT_DEVICES}).")(fn)
+
+
+def activate_project_for(ctx: click.Context) -> Any:
+    """Activate this command's project (``--project``, else $FARM_PROJECT, else ./tinyfarm.yaml;
+    None: no project, the zoo) once: load it, check the devices its budgets name against the
+    inventory (when the inventory loads), register its models. farm.project.current.Project."""
+    if _ACTIVE_KEY in ctx.meta:
+        return ctx.meta[_ACTIVE_KEY]
+    from farm.project.current import ProjectError, activate_project, project_path
+
+    path = project_path(ctx.meta.get(_PROJECT_KEY))
+    try:
+        project = activate_project(path, _device_names(devices_file(ctx)) if path is not None else None)
+    except ProjectError as exc:
+        raise FarmUsageError(str(exc)) from None
+    ctx.meta[_ACTIVE_KEY] = project
+    return project
+
+
+def project_of(ctx: click.Context) -> Any:
+    """The project this command runs under (None: the zoo)."""
+    return activate_project_for(ctx)
+
+
+def _device_names(path: Path) -> list[str] | None:
+    """The inventory's device names, to check a project's budgets against; None when the
+    inventory is not there or does not load (the command that needs it says why)."""
+    from farm.config.inventory import InventoryError, load_inventory as load
+
+    if not path.is_file():
+        return None
+    try:
+        return list(load(path).names)
+    except (InventoryError, OSError):
+        return None
 
 
 def devices_file(ctx: click.Context) -> Path:
@@ -239,12 +296,13 @@ def scheduler_option(fn: Any) -> Any:
                              "else local.")(fn)
 
 
-def resolve_scheduler(given: str | None, inventory: Any) -> str:
+def resolve_scheduler(given: str | None, inventory: Any, default: str | None = None) -> str:
     """The scheduler a command uses: ``--scheduler``, else $FARM_SCHEDULER, else the inventory's
-    ``cluster.scheduler``, else ``local``."""
+    ``cluster.scheduler``, else ``default`` (``local``: a local cluster)."""
     import os
 
     from farm.scale.cluster import LOCAL, SCHEDULER_ENV
 
     cluster = getattr(inventory, "cluster", None)
-    return given or os.environ.get(SCHEDULER_ENV) or (cluster.scheduler if cluster else None) or LOCAL
+    return (given or os.environ.get(SCHEDULER_ENV) or (cluster.scheduler if cluster else None) or default
+            or LOCAL)

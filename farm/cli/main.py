@@ -22,6 +22,7 @@ from farm.cli.common import farm_options  # noqa: E402
 from farm.cli.compare import compare  # noqa: E402
 from farm.cli.devices import devices  # noqa: E402
 from farm.cli.infer import infer  # noqa: E402
+from farm.cli.init import init  # noqa: E402
 from farm.cli.models import models  # noqa: E402
 from farm.cli.nightly import nightly  # noqa: E402
 from farm.cli.portability import portability  # noqa: E402
@@ -40,6 +41,7 @@ def cli() -> None:
 
     \b
     Typical use:
+      farm init                            start a project here: tinyfarm.yaml, devices.yaml, a HIL test
       farm devices                         list the boards of the inventory
       farm models                          build the model zoo, show the size table
       farm run --device qemu-m3 --model sine --variant int8 --json
@@ -53,7 +55,7 @@ def cli() -> None:
 
 
 # in the order `farm --help` listed them before the split (click sorts them by name anyway)
-for command in (devices, models, run, infer, results, nightly, bench, portability, compare, baseline, report,
+for command in (init, devices, models, run, infer, results, nightly, bench, portability, compare, baseline, report,
                 profile, worker):
     cli.add_command(command)
 

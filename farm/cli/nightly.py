@@ -7,13 +7,15 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from farm.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, db_url, devices_file, err, farm_options, \
-    lease_options, load_inventory, load_thresholds_for_cli, open_store, out, resolve_scheduler, scheduler_option, \
-    thresholds_option
+    lease_options, load_inventory, load_thresholds_for_cli, open_store, out, project_of, resolve_scheduler, \
+    scheduler_option, thresholds_option
 
 
 @click.command("nightly")
@@ -55,7 +57,9 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
 
     from farm.cli.nightly_progress import NightlyProgress
     from farm.judge.regression import add_to_junit, judge
-    from farm.report.console import print_comparison, print_triad, print_verdict, result_json
+    from farm.judge.budgets import stored_verdicts
+    from farm.report.console import SIZE_TABLES_KEY, print_budgets, print_comparison, print_size_tables, \
+        print_triad, print_verdict, result_json
     from farm.config.state import state_dir
     from farm.pytest_plugin.suite import HIL_SUITE
     from farm.store.vcs import git_commit
@@ -74,6 +78,10 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
             f"--farm-run-id={run_id}", f"--farm-db={url}", "--rootdir", str(hil), "--confcutdir", str(hil)]
     args.append("--farm-skip-busy" if skip_busy else f"--farm-lease-wait={lease_wait}")  # farm.board.leases
     args.append(f"--farm-scheduler={cluster}")  # farm.pytest_plugin.cluster
+    project = project_of(ctx)  # tinyfarm.yaml: its models, and its own HIL tests after the packaged suite
+    if project is not None:
+        args.append(f"--farm-project={project.path}")
+        args[1:1] = [str(t) for t in project.tests]
     if junit:
         args.append(f"--junitxml={junit}")
     if keyword:
@@ -102,9 +110,15 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     comparison.current = store.run(run_id)
 
     records = store.results_for_run(run_id)
+    sizes = size_tables(project, state, records)  # the seed's table, for models from a Keras file / SavedModel
+    if sizes:
+        store.update_run_details(run_id, **{SIZE_TABLES_KEY: sizes})
+    budgets = stored_verdicts(store.run(run_id))  # what the budget tests decided (farm/hil/test_budgets.py)
     print_triad(out, records, run_id)
+    print_size_tables(out, sizes)
     print_comparison(out, comparison)
-    print_verdict(out, run_id, status, comparison, progress.summary())
+    print_budgets(out, budgets)
+    print_verdict(out, run_id, status, comparison, progress.summary(), budgets)
     if junit and junit.is_file():
         add_to_junit(junit, comparison, records)
     if report_file:
@@ -115,7 +129,29 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     if as_json:
         for record in records:
             click.echo(json.dumps(result_json(record)))
-        click.echo(json.dumps({"comparison": comparison.to_json(), "status": status}))
+        click.echo(json.dumps({"comparison": comparison.to_json(), "budgets": budgets, SIZE_TABLES_KEY: sizes,
+                               "status": status}))
     if status == "error":
         sys.exit(EXIT_BAD_INPUT if code == pytest.ExitCode.USAGE_ERROR else EXIT_FAILED)
     sys.exit(EXIT_OK if status == "passed" else EXIT_FAILED)
+
+
+def size_tables(project: Any, state: Path, records: Sequence[Any]) -> dict[str, Any]:
+    """The seed's size table (farm.models.sources.size_table) of every model of the run whose
+    source is a Keras file or a SavedModel: model -> rows (farm.report.console.size_rows), or
+    ``{"error": why}`` when a variant cannot be made (its tests have said so already)."""
+    if project is None:
+        return {}
+    from farm.models.sources import size_table
+    from farm.report.console import size_rows
+
+    measured = {r.model for r in records}
+    tables: dict[str, Any] = {}
+    for name, entry in project.models.items():
+        if name not in measured or entry.source.kind not in ("keras", "saved_model"):
+            continue
+        try:
+            tables[name] = size_rows(size_table(name, state / "models"))
+        except (ValueError, RuntimeError, OSError) as exc:  # a conversion that failed: ModelSourceError, ...
+            tables[name] = {"error": str(exc)}
+    return tables

@@ -34,6 +34,7 @@ class Core(enum.StrEnum):
     RV32IMAC = "rv32imac"
     RV32IMAFC = "rv32imafc"
     ESP32C3 = "esp32c3"
+    AVR = "avr"  # 8-bit AVR (megaAVR: ATmega2560, ATmega1284P): no FPU, no DSP, 16-bit int
 
 
 class Fpu(enum.StrEnum):
@@ -51,15 +52,19 @@ class CoreInfo:
     each FPU precision the core can have, ``dsp_optional`` whether the DSP
     extension is an option of the core that ``+nodsp`` switches off (Armv8-M)."""
 
-    arch: str  # armv6m | armv7m | armv7em | armv8m.base | armv8m.main | armv8.1m.main | rv32
-    isa: str  # the ISA string a compiler targets (-march for RISC-V)
+    arch: str  # armv6m | armv7m | armv7em | armv8m.base | armv8m.main | armv8.1m.main | rv32 | avr
+    isa: str  # the ISA string a compiler targets (-march for RISC-V; AVR: the chip's -mmcu, from its board file)
     fpu_options: tuple[Fpu, ...]
     dsp_possible: bool
     mfpu: Mapping[Fpu, str] = field(default_factory=dict)  # Arm only
     dsp_optional: bool = False
 
+    int_bits: int = 32  # the C compiler's `int` (16 on AVR)
+
     @property
-    def family(self) -> Literal["arm", "riscv"]:
+    def family(self) -> Literal["arm", "riscv", "avr"]:
+        if self.arch == "avr":
+            return "avr"
         return "riscv" if self.arch == "rv32" else "arm"
 
 
@@ -86,12 +91,16 @@ CORES: Mapping[Core, CoreInfo] = types.MappingProxyType(
         Core.RV32IMAC: CoreInfo("rv32", "rv32imac", NO_FPU, False),
         Core.RV32IMAFC: CoreInfo("rv32", "rv32imafc", (Fpu.SP,), False),
         Core.ESP32C3: CoreInfo("rv32", "rv32imc", NO_FPU, False),  # a plain RV32IMC to the compiler
+        # 8-bit AVR: Harvard, no FPU (float is avr-libc's soft-float; double is 32-bit), no DSP,
+        # a 16-bit int; which chip (avr6, avr51, ...) is the board's -mmcu
+        Core.AVR: CoreInfo("avr", "avr", NO_FPU, False, int_bits=16),
     }
 )
 
 
 class EmulatorKind(enum.StrEnum):
     QEMU = "qemu"
+    SIMAVR = "simavr"  # cycle-accurate AVR core, run by the farm's runner (farm/board/simavr.py)
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,8 @@ class MachineInfo:
 
     core: Core
     board: str  # PlatformIO board id
-    binary: str
+    binary: str  # QEMU: the binary; simavr: the runner the farm builds against libsimavr
+    unit: Unit = Unit.INSTRUCTIONS  # what the emulator's timer counts (simavr models cycles)
 
 
 # QEMU emulates every optional unit of these cores (FPU, DSP), so a device may
@@ -115,6 +125,22 @@ MACHINES: Mapping[EmulatorKind, Mapping[str, MachineInfo]] = types.MappingProxyT
                 "sifive_e": MachineInfo(Core.RV32IMAC, "qemu-sifive-e", "qemu-system-riscv32"),
             }
         ),
+        # simavr models the AVR core cycle by cycle: the chip's own 16-bit timer at the
+        # core clock counts cycles, as on the real chip (the machine is simavr's mcu name)
+        EmulatorKind.SIMAVR: types.MappingProxyType(
+            {
+                "atmega2560": MachineInfo(Core.AVR, "simavr-atmega2560", "simavr-runner", Unit.CYCLES),
+                "atmega1284p": MachineInfo(Core.AVR, "simavr-atmega1284p", "simavr-runner", Unit.CYCLES),
+            }
+        ),
+    }
+)
+
+#: the source of a count, per emulator kind (the honest-numbers label)
+COUNT_SOURCE: Mapping[EmulatorKind, str] = types.MappingProxyType(
+    {
+        EmulatorKind.QEMU: "QEMU -icount, instructions (no pipeline or memory timing)",
+        EmulatorKind.SIMAVR: "simavr, cycle-accurate AVR core",
     }
 )
 
@@ -160,9 +186,12 @@ class _CountedDevice(Protocol):
 
 
 def count_unit(device: _CountedDevice) -> Unit:
-    """What a device's timer counts: an emulator (an emulated device, or a serial
-    device flashed by protocol ``qemu``) counts executed instructions, silicon cycles.
-    The one place that decides it."""
-    emulated = device.emulator is not None
+    """What a device's timer counts: QEMU (an emulated device, or a serial device
+    flashed by protocol ``qemu``) counts executed instructions; simavr, whose AVR core
+    is cycle-accurate, and silicon count cycles. The one place that decides it."""
+    emulator = device.emulator
+    if emulator is not None:
+        info = MACHINES.get(EmulatorKind(str(emulator.kind)), {}).get(str(emulator.machine))
+        return info.unit if info is not None else Unit.INSTRUCTIONS
     flashed_by_qemu = device.flash is not None and device.flash.protocol == "qemu"
-    return Unit.INSTRUCTIONS if emulated or flashed_by_qemu else Unit.CYCLES
+    return Unit.INSTRUCTIONS if flashed_by_qemu else Unit.CYCLES

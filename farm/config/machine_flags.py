@@ -20,7 +20,7 @@ class UnsupportedCoreError(ValueError):
 
 @dataclass(frozen=True)
 class MachineFlags:
-    arch: str  # "arm" | "riscv"
+    arch: str  # "arm" | "riscv" | "avr"
     flags: tuple[str, ...]
     float_abi: str  # "hard" | "soft"
 
@@ -40,6 +40,9 @@ def machine_flags(core: str, fpu: str, dsp: bool) -> MachineFlags:
     except ValueError:
         raise UnsupportedCoreError(f"unknown fpu {str(fpu)!r} for {known}; expected one of none, sp, dp") from None
     info = CORES[known]
+    if info.family == "avr":
+        # the chip (-mmcu) is the board's (build.mcu in its board file); floats are avr-libc's soft-float
+        return MachineFlags("avr", (), "soft")
     if info.family == "riscv":
         return _riscv(info, unit)
     return _arm(known, info, unit, dsp)

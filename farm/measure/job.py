@@ -38,7 +38,10 @@ from farm.build.firmware import BuildTarget, FirmwareBuildError
 from farm.build.prepare import PreparedFirmware, prepare_firmware
 from farm.measure.timing import MeasurePlan, TimingResult, collect_outputs, measure_timing
 from farm.models import ModelArtifacts, build_variant
-from farm.models.metrics import score
+from farm.models.convert import ConversionError
+from farm.models.metrics import MetricError, score
+from farm.models.sources import ModelSourceError
+from farm.models.user_tflite import UserModelError
 from farm.models.native_output import native_output_to
 from farm.power.capture import energy_window
 from farm.power.energy import EnergyError, PowerMonitorNotImplementedError, energy_per_inference
@@ -84,9 +87,12 @@ def _quiet(_: str) -> None:
 # --------------------------------------------------------------------------- the one map
 
 
-#: failures that are "error": the farm could not build or run the job (not a board verdict)
+#: failures that are "error": the farm could not build or run the job (not a board verdict) -- a
+#: model that cannot be converted or whose data cannot be used is one (its sentence names the
+#: model, the converter step or the data file)
 ERRORS: tuple[type[Exception], ...] = (DeviceRefused, FirmwareBuildError, EmulatorError, codegen.CodegenError,
-                                       PowerMonitorNotImplementedError, EnergyError, PortabilityError)
+                                       PowerMonitorNotImplementedError, EnergyError, PortabilityError,
+                                       ConversionError, ModelSourceError, UserModelError, MetricError)
 
 
 def status_of(exc: BaseException, device: Any, elf: Path | None) -> tuple[Status, str] | None:

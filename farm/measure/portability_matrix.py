@@ -106,6 +106,10 @@ def portability_cell(device: Any, model: str, variant: str, state: Path, *, run:
         assert report is not None and elf is not None and job.firmware is not None
         if not report.softfloat_calls or getattr(device, "emulator", None) is None:
             return
+        if str(device.emulator.kind) != "qemu":  # the count comes from QEMU's execution trace
+            not_counted = (f"; soft-float calls per inference not counted (no execution trace on "
+                           f"{device.emulator.kind}: the static call sites are counted)")
+            return
         macs = job.firmware.generated.macs
         if macs > SOFTFLOAT_TRACE_MAX_MACS:
             not_counted = (f"; soft-float calls per inference not counted ({macs:,} MACs > the trace "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from farm.models.metrics import METRICS
+from farm.config.variants import VARIANTS
+from farm.models.metrics import KNOWN, is_known
+from farm.models.project_model import ProjectModel
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +60,11 @@ class Recipe:
     description: str
     source_file: Path  # hashed into the cache key
     measure: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # MeasurePlan overrides
+    #: the variants the model declares (a zoo model: all of them); not part of the cache key
+    variants: tuple[str, ...] = VARIANTS
+    #: a project's model built from its files (keras, SavedModel, .tflite): its entry, built by
+    #: farm.models.project_build instead of `train` (None: a recipe, the zoo's or an entry point's)
+    project: ProjectModel | None = None
 
 
 class UnknownModelError(KeyError):
@@ -71,8 +78,8 @@ _RECIPES: dict[str, Recipe] = {}
 def recipe(name: str, *, metric: str, params: Mapping[str, Any], latency_only: bool = False,
            description: str = "", measure: Mapping[str, Any] | None = None) -> Callable[[TrainFn], TrainFn]:
     """Register the decorated function as the recipe `name`."""
-    if metric not in METRICS:
-        raise ValueError(f"recipe {name!r}: unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    if not is_known(metric):
+        raise ValueError(f"recipe {name!r}: unknown metric {metric!r} (known: {KNOWN})")
     unknown = sorted(set(measure or {}) - set(MEASURE_KEYS))
     if unknown:
         raise ValueError(f"recipe {name!r}: unknown measurement plan keys {unknown} (known: {', '.join(MEASURE_KEYS)})")
@@ -99,28 +106,63 @@ def recipe(name: str, *, metric: str, params: Mapping[str, Any], latency_only: b
     return register
 
 
+#: the active project's models, in its order (farm.models.sources.register_project_models), and the
+#: zoo models it includes; None: no project, the zoo is every registered recipe
+_PROJECT: dict[str, Recipe] = {}
+_INCLUDED_ZOO: list[str] | None = None
+
+
+def set_project(models: Sequence[Recipe], zoo: Sequence[str]) -> None:
+    """Make `models` (a project's, each under its own name) and the zoo models `zoo` the default
+    models (replacing a project set before)."""
+    global _INCLUDED_ZOO
+    unknown = [name for name in zoo if name not in _RECIPES]
+    if unknown:
+        raise UnknownModelError(f"unknown zoo model(s) {', '.join(unknown)} (the zoo: {', '.join(sorted(_RECIPES))})")
+    _PROJECT.clear()
+    _PROJECT.update({r.name: r for r in models})
+    _INCLUDED_ZOO = [name for name in dict.fromkeys(zoo) if name not in _PROJECT]
+
+
+def clear_project() -> None:
+    """Back to no project: the zoo is the default models again."""
+    global _INCLUDED_ZOO
+    _PROJECT.clear()
+    _INCLUDED_ZOO = None
+
+
+def project_models() -> list[str]:
+    """The active project's own models, in its order (none without a project)."""
+    return list(_PROJECT)
+
+
 def get_recipe(name: str) -> Recipe:
+    """The recipe of model `name`: a project's model first, then a registered recipe."""
+    if name in _PROJECT:
+        return _PROJECT[name]
     try:
         return _RECIPES[name]
     except KeyError:
-        known = ", ".join(sorted(_RECIPES)) or "none registered"
+        known = ", ".join(registered_models()) or "none registered"
         raise UnknownModelError(f"unknown model {name!r} (known: {known})") from None
 
 
 def registered_models() -> list[str]:
-    """Every registered recipe."""
-    return sorted(_RECIPES)
+    """Every model a name may be: the active project's models (in its order), then every
+    registered recipe (sorted)."""
+    return list(_PROJECT) + sorted(name for name in _RECIPES if name not in _PROJECT)
 
 
 def list_models() -> list[str]:
-    """The models the farm's commands and the HIL suite work through by default:
-    every registered recipe, or the comma-separated selection in ``$FARM_MODELS``
-    (e.g. ``FARM_MODELS=sine,digits``, to keep a quick run quick). A model named
-    explicitly (``--model``, ``get_recipe``) is available either way."""
+    """The models the farm's commands and the HIL suite work through by default: with a
+    project, its models then the zoo models it includes; without one, every registered
+    recipe; or the comma-separated selection in ``$FARM_MODELS`` (e.g.
+    ``FARM_MODELS=sine,digits``, to keep a quick run quick). A model named explicitly
+    (``--model``, ``get_recipe``) is available either way."""
     selection = [name.strip() for name in os.environ.get("FARM_MODELS", "").split(",") if name.strip()]
     if not selection:
-        return registered_models()
-    unknown = [name for name in selection if name not in _RECIPES]
+        return registered_models() if _INCLUDED_ZOO is None else list(_PROJECT) + list(_INCLUDED_ZOO)
+    unknown = [name for name in selection if name not in _RECIPES and name not in _PROJECT]
     if unknown:
         raise UnknownModelError(f"FARM_MODELS names unknown model(s) {', '.join(unknown)} "
                                 f"(known: {', '.join(registered_models())})")

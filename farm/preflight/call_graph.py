@@ -25,6 +25,11 @@ _RV_BRANCH = frozenset(
     {"j", "jal", "jr", "jalr", "call", "tail", "beq", "bne", "blt", "bge", "bltu", "bgeu",
      "beqz", "bnez", "blez", "bgez", "bltz", "bgtz", "bgt", "ble", "bgtu", "bleu"}
 )  # fmt: skip
+_AVR_BRANCH = frozenset(
+    {"call", "rcall", "jmp", "rjmp", "breq", "brne", "brcs", "brcc", "brsh", "brlo", "brmi", "brpl", "brge",
+     "brlt", "brhs", "brhc", "brts", "brtc", "brvs", "brvc", "brie", "brid", "brbs", "brbc"}
+)  # fmt: skip
+_AVR_INDIRECT = frozenset({"icall", "eicall", "ijmp", "eijmp"})
 #: objdump's annotation of an address operand: ``1234 <symbol>``
 _ANNOTATION = re.compile(r"([0-9a-f]+) <([^>]+)>")
 
@@ -39,12 +44,16 @@ class SoftFloatCall:
 def _is_branch(ins: Instruction, arch: str) -> bool:
     if arch == "arm":
         return bool(_ARM_BRANCH.match(ins.mnemonic))
+    if arch == "avr":
+        return ins.mnemonic in _AVR_BRANCH
     return ins.mnemonic in _RV_BRANCH or ins.mnemonic.startswith("c.j")
 
 
 def _is_indirect_call(ins: Instruction, arch: str) -> bool:
     if arch == "arm":
         return ins.mnemonic.startswith("blx") and not _ANNOTATION.search(ins.operands)
+    if arch == "avr":
+        return ins.mnemonic in _AVR_INDIRECT
     if ins.mnemonic in ("jalr", "jr") and not _ANNOTATION.search(ins.operands):
         return not (ins.mnemonic == "jr" and ins.operands.strip() == "ra")
     return False

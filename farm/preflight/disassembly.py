@@ -15,7 +15,7 @@ from pathlib import Path
 
 from farm.build.elf import ElfError, ElfFunction, ElfFunctions, read_functions
 
-OBJDUMP = {"arm": "arm-none-eabi-objdump", "riscv": "riscv64-unknown-elf-objdump"}
+OBJDUMP = {"arm": "arm-none-eabi-objdump", "riscv": "riscv64-unknown-elf-objdump", "avr": "avr-objdump"}
 
 
 class PortabilityError(RuntimeError):

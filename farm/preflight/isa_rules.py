@@ -6,7 +6,10 @@
   F/D instructions without an FPU (also when the disassembler shows them as
   ``.word``), M/A/C instructions without that extension).
 * :func:`is_fpu_instruction`: an FPU instruction, on any core.
-* :func:`is_softfloat_helper`: an Arm RTABI or libgcc soft-float routine's name.
+* :func:`is_softfloat_helper`: an Arm RTABI, libgcc or avr-libc soft-float routine's name
+  (AVR: no core has an FPU; avr-libc's libm implements float -- and double, which is
+  32-bit there -- in ``__addsf3``, ``__mulsf3``, ``__divsf3``, ``__fixsfsi``, ... over
+  internal ``__fp_*`` routines).
 
 The cores' facts (family, profile, ISA string) come from farm.config.capabilities.
 """
@@ -31,11 +34,13 @@ _SOFTFLOAT = re.compile(
     r"|^__(?:extend|trunc)[hsdt]f[hsdt]f2$"
     r"|^__powi[sdt]f2$"
     r"|^__(?:mul|div)[sdt]c3$"
+    r"|^__fp_[A-Za-z0-9_]+$"  # avr-libc's internal float routines (__fp_split3, __fp_round, ...)
+    r"|^__(?:add|sub|mul|div)sf3x$|^__mulsf3_pse$"  # avr-libc's extended-result float entry points
 )
 
 
 def is_softfloat_helper(name: str) -> bool:
-    """True for a compiler-runtime soft-float routine (Arm RTABI or libgcc name)."""
+    """True for a compiler-runtime soft-float routine (Arm RTABI, libgcc or avr-libc name)."""
     return bool(_SOFTFLOAT.match(name))
 
 
@@ -84,7 +89,7 @@ _RAW_DIRECTIVES = frozenset({".word", ".4byte", ".insn", ".2byte", ".short", ".i
 @dataclass(frozen=True)
 class CoreSpec:
     core: str
-    arch: str  # isa family: "arm" | "riscv"
+    arch: str  # isa family: "arm" | "riscv" | "avr"
     profile: str  # inventory arch: armv6m, armv7m, armv7em, ..., rv32
     extensions: frozenset[str]  # RISC-V letters (i, m, a, c, f, d)
     fpu: str
@@ -107,7 +112,12 @@ class CoreSpec:
 
 
 def lacking(ins: Instruction, spec: CoreSpec) -> str | None:
-    """Why the core cannot execute this instruction, or None when it can."""
+    """Why the core cannot execute this instruction, or None when it can.
+
+    AVR: the chip is fixed by the build's -mmcu, so avr-gcc emits only what that chip
+    has; and no AVR has an FPU (its fmul/fmuls/fmulsu are integer fractional multiplies)."""
+    if spec.arch == "avr":
+        return None
     return _arm_lacking(ins, spec) if spec.arch == "arm" else _riscv_lacking(ins, spec)
 
 
@@ -195,6 +205,8 @@ def _riscv_lacking(ins: Instruction, spec: CoreSpec) -> str | None:
 
 
 def is_fpu_instruction(ins: Instruction, arch: str) -> bool:
+    if arch == "avr":
+        return False  # no AVR has an FPU; fmul* are integer instructions
     if arch == "arm":
         return not ins.mnemonic.startswith(".") and _is_arm_fpu(ins)
     if ins.mnemonic in _RAW_DIRECTIVES:

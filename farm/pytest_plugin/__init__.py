@@ -8,7 +8,9 @@
 ``device`` is parametrized over the inventory (``--farm-devices FILE``); the
 ``farm_select`` marker narrows it (``@pytest.mark.farm_select(fpu="none")``).
 ``measure(model, variant)`` builds, flashes and measures once per session per
-(device, model, variant) and stores the result in the results database.
+(device, model, variant) and stores the result in the results database; ``model`` is a
+model of the project (``--farm-project FILE``, else $FARM_PROJECT, else ./tinyfarm.yaml:
+activated before collection), a zoo model, or the path of a ``.tflite`` file.
 
 With ``--farm-scheduler local`` (or a scheduler's address, or ``$FARM_SCHEDULER``) the
 measurements run on a Dask cluster, every board at once (farm.pytest_plugin.cluster);
@@ -23,6 +25,7 @@ from farm.pytest_plugin.fixtures import (  # noqa: F401
     farm_measurements,
     farm_results,
     farm_state,
+    farm_user_models,
     measure,
 )
 from farm.pytest_plugin.cluster import (  # noqa: F401

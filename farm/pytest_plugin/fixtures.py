@@ -94,21 +94,34 @@ def device(request: pytest.FixtureRequest, farm_leases: Any, farm_lease_policy: 
         farm_leases.release(target.name)
 
 
+@pytest.fixture(scope="session")
+def farm_user_models(farm_state: Path) -> dict[str, Any]:
+    """Session cache of the users' .tflite files measured by path: resolved path -> UserModel."""
+    return {}
+
+
 @pytest.fixture
 def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
             farm_measurements: dict[tuple[str, str, str], Any], pytestconfig: pytest.Config,
-            farm_leases: Any, farm_lease_policy: Any) -> Measure:
-    """``measure(model, variant, device=None)`` -> ResultRecord (measured once per session:
-    in this process, or on the session's cluster, farm.pytest_plugin.cluster)."""
+            farm_leases: Any, farm_lease_policy: Any, farm_user_models: dict[str, Any]) -> Measure:
+    """``measure(model, variant, on=None)`` -> ResultRecord (measured once per session: in this
+    process, or on the session's cluster, farm.pytest_plugin.cluster). ``model`` is a model's
+    name (the project's, or the zoo's) or the path of a ``.tflite`` file, measured like
+    ``farm run --model PATH.tflite`` (its variant is the file's; ``variant`` may be omitted and
+    must agree when given), always in this process."""
     from farm.measure.job import measure_one
 
     store, run_id = farm_results
     progress = pytestconfig.stash.get(PROGRESS_KEY, None)
     cluster = session_cluster(pytestconfig)
 
-    def _measure(model: str, variant: str, on: Any = None) -> Any:
+    def _measure(model: str | Path, variant: str | None = None, on: Any = None) -> Any:
         target = on or device
-        key = (target.name, model, variant)
+        user = _user_model(model, variant, farm_state, farm_user_models)
+        if user is None and variant is None:
+            raise TypeError(f"measure({model!r}): name the variant (one of the model's variants)")
+        name, variant = (user.art.name, user.art.variant) if user is not None else (str(model), variant)
+        key = (target.name, user.key if user is not None else name, variant)
         if key not in farm_measurements:
             from farm.board.leases import quarantine_if_needed
 
@@ -116,14 +129,14 @@ def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
             if quarantined is not None:  # found dead earlier in this run (or a recent one)
                 pytest.skip(str(quarantined))
             started = time.monotonic()
-            if cluster is not None:  # the job ran (or runs) on its board's worker
-                outcome = cluster.dispatcher.outcome(cluster.spec(target, model, variant))
+            if cluster is not None and user is None:  # the job ran (or runs) on its board's worker
+                outcome = cluster.dispatcher.outcome(cluster.spec(target, name, variant))
                 if outcome.skipped is not None:
                     pytest.skip(outcome.skipped)
                 record = outcome.record
                 started = time.monotonic() - max(outcome.ended - outcome.started, 0.0)
             else:
-                record = _measured_here(target, model, variant)
+                record = _measured_here(target, name, variant, user)
             quarantine_if_needed(farm_leases, target.name, record)
             record.id = store.add_result(run_id, record)
             record.run_id = run_id
@@ -132,15 +145,64 @@ def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
                 progress.measured(record, time.monotonic() - started)
         return farm_measurements[key]
 
-    def _measured_here(target: Any, model: str, variant: str) -> Any:
+    def _measured_here(target: Any, model: str, variant: str, user: UserModel | None) -> Any:
         from farm.board.leases import DeviceBusy
 
         try:
             with farm_leases.leased(target.name, wait=farm_lease_policy.wait):  # held by `device` already
                 record = measure_one(target, model, variant, state=farm_state,
-                                     progress=progress.step if progress else _quiet, lease=farm_lease_policy)
+                                     progress=progress.step if progress else _quiet, lease=farm_lease_policy,
+                                     artifacts=user.art if user is not None else None)
         except DeviceBusy as exc:
             pytest.skip(str(exc))
+        if user is not None:
+            record.details = {**(record.details or {}), **user.provenance}
         return record
 
     return _measure
+
+
+class UserModel:
+    """A user's .tflite measured by path: its artifacts (farm.models.user_tflite) and what each
+    of its results records of it (the file, its reference, why it is the variant it is)."""
+
+    def __init__(self, path: Path, art: Any, provenance: dict[str, Any]) -> None:
+        self.key = str(path)
+        self.art = art
+        self.provenance = provenance
+
+
+def _user_model(model: str | Path, variant: str | None, state: Path, cache: dict[str, Any]) -> UserModel | None:
+    """The user's .tflite that ``model`` names (None: a model's name); a file that is not there,
+    not a model the farm can build, or not the variant asked for fails the test, saying why."""
+    from farm.models import registered_models
+    from farm.models.user_tflite import is_tflite_path
+
+    if not is_tflite_path(str(model)) or str(model) in registered_models():
+        return None
+    path = Path(model).resolve()
+    if str(path) not in cache:
+        cache[str(path)] = _load_user_model(path, state)
+    user = cache[str(path)]
+    if variant is not None and variant != user.art.variant:
+        pytest.fail(f"{model} is a {user.art.variant} model ({user.provenance['variant_from_file']}); "
+                    f"variant {variant!r} does not apply to it", pytrace=False)
+    return user
+
+
+def _load_user_model(path: Path, state: Path) -> UserModel:
+    from farm import codegen
+    from farm.models.native_output import native_output_to
+    from farm.models.user_tflite import UserModelError, classify_file, user_artifacts
+
+    if not path.is_file():
+        pytest.fail(f"{path}: no such model file", pytrace=False)
+    try:
+        kind = classify_file(path)
+        codegen.check_supported(path)
+        with native_output_to(state / "logs" / "tensorflow.log"):
+            art = user_artifacts(path, state / "models")
+    except (UserModelError, codegen.CodegenError, ValueError) as exc:
+        pytest.fail(str(exc) if str(path) in str(exc) else f"{path}: {exc}", pytrace=False)
+    return UserModel(path, art, {"model_file": str(path), "model_reference": kind.reference,
+                                 "variant_from_file": kind.reason})

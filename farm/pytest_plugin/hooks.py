@@ -1,4 +1,5 @@
-"""Options, the farm_select marker, and device parametrization at collection."""
+"""Options, the project (activated before collection), the farm_select marker, and device
+parametrization at collection."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tinyfarm", "tinyfarm hardware-in-the-loop")
     group.addoption("--farm-devices", default="devices.yaml", metavar="FILE",
                     help="inventory of devices to run HIL tests on (default: devices.yaml)")
+    group.addoption("--farm-project", default=None, metavar="FILE",
+                    help="project file: the team's models, data and budgets (default: $FARM_PROJECT, "
+                         "else ./tinyfarm.yaml when present, else the zoo)")
     group.addoption("--farm-run-id", type=int, default=None, metavar="ID",
                     help="store results under this run id (default: a new run of kind 'pytest')")
     group.addoption("--farm-db", default=None, metavar="URL",
@@ -40,6 +44,39 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "farm_select(**attrs): run only on devices whose attributes match, e.g. fpu='none', tag='dsp'"
     )
+    activate_project_for(config)
+
+
+def activate_project_for(config: pytest.Config) -> Any:
+    """The session's project (``--farm-project``, else $FARM_PROJECT, else ./tinyfarm.yaml; None:
+    the zoo), activated before collection so the suite, the planning and ``measure`` know its
+    models; a bad project file is a usage error naming file, line and field. Only an explicit
+    ``--farm-project`` is exported to child processes ($FARM_PROJECT): a project found in the
+    current directory stays this session's (the jobs of its cluster carry its path)."""
+    from farm.project.current import ProjectError, activate_project, project_path
+
+    explicit = config.getoption("--farm-project", None)
+    path = project_path(Path(explicit) if explicit else None)
+    if path is None:
+        return None
+    try:
+        return activate_project(path, _device_names(Path(config.getoption("--farm-devices", "devices.yaml"))),
+                                export=explicit is not None)
+    except ProjectError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _device_names(path: Path) -> list[str] | None:
+    """The inventory's device names, to check the project's budgets against; None when the
+    inventory is not there or does not load (load_inventory_for says why, when it is needed)."""
+    from farm.config.inventory import InventoryError, load_inventory
+
+    if not path.is_file():
+        return None
+    try:
+        return list(load_inventory(path).names)
+    except (InventoryError, OSError):
+        return None
 
 
 def load_inventory_for(config: pytest.Config) -> Any:

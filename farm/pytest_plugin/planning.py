@@ -31,10 +31,15 @@ def _literals(function: Any) -> frozenset[str]:
     return frozenset(n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str))
 
 
+def _name(param: Any) -> str | None:
+    return param if isinstance(param, str) and param else None
+
+
 def planned_measurements(items: Iterable[Any]) -> list[Planned]:
     """(device, model, variant) the ``items`` will measure, in test order, each once."""
     from farm.config.variants import VARIANTS
     from farm.models import registered_models
+    from farm.models.sources import model_variants
 
     models_known = set(registered_models())
     plan: list[Planned] = []
@@ -45,12 +50,15 @@ def planned_measurements(items: Iterable[Any]) -> list[Planned]:
             continue
         device = callspec.params["device"]
         written = _literals(getattr(item, "function", None))
-        model = callspec.params.get("model")
+        # a parameter that is not a name: pytest's placeholder for an empty parametrize list
+        # (a project whose zoo list is empty), the test is skipped
+        model = _name(callspec.params.get("model"))
         models = [model] if model else sorted(m for m in written if m in models_known)
-        variant = callspec.params.get("variant")
+        variant = _name(callspec.params.get("variant"))
         variants = [variant] if variant else [v for v in VARIANTS if v in written] or list(VARIANTS)
         for m in models:
-            for v in variants:
+            declared = model_variants(m) if m in models_known else ()
+            for v in (variants if variant else [v for v in variants if v in declared]):
                 key = (device.name, m, v)
                 if key not in seen:
                     seen.add(key)

@@ -1,4 +1,4 @@
-"""Terminal output: inventory, size table, results and the nightly triad (rich tables).
+"""Terminal output: inventory, size tables, results, the nightly triad and budgets (rich tables).
 
 Every figure carries its unit and source: counts say "instructions" (emulators)
 or "cycles", latency on an instruction count is marked as an estimate ("~"),
@@ -8,7 +8,7 @@ energy says whether it was measured or modelled.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,10 @@ def result_json(record: Any) -> dict[str, Any]:
 def device_rows(inventory: Any) -> list[dict[str, Any]]:
     rows = []
     for d in inventory.devices:
-        if d.emulator is not None:
+        if d.emulator is not None and d.emulator.kind == "simavr":  # the farm's runner on libsimavr
+            reach = f"simavr {d.emulator.machine} (cycle-accurate AVR core)"
+            state = "ready" if shutil.which("simavr") else "unavailable: simavr not installed"
+        elif d.emulator is not None:
             binary = QEMU_BINARIES.get(d.emulator.machine, "?")
             reach = f"QEMU {d.emulator.machine} (icount shift {d.emulator.icount_shift})"
             state = "ready" if shutil.which(binary) else f"unavailable: {binary} not installed"
@@ -202,16 +205,91 @@ def comparison_summary(comparison: Any) -> str:
     return ", ".join(parts) + f" against run {comparison.baseline.id} ({comparison.baseline_reason})"
 
 
-def print_verdict(console: Console, run_id: int, status: str, comparison: Any, tests_line: str) -> None:
-    """The short text summary at the end of a nightly."""
+def print_verdict(console: Console, run_id: int, status: str, comparison: Any, tests_line: str,
+                  budgets: Sequence[Mapping[str, Any]] = ()) -> None:
+    """The short text summary at the end of a nightly: each regression and each broken budget
+    (``budgets``: the run's stored verdicts, farm.judge.budgets) named, then the verdict."""
+    from farm.judge.budgets import broken, budgets_summary
     from farm.judge.regression import sentence
 
     for f in comparison.regressions:
         console.print(f"[bold red]REGRESSION[/] {escape(sentence(f))}", soft_wrap=True)
+    for v in broken(budgets):
+        console.print(f"[bold red]BUDGET[/] {escape(str(v['sentence']))}  [dim]({escape(str(v['test']))})[/]",
+                      soft_wrap=True)
     colour = "green" if status == "passed" else "red"
     summary = escape(comparison_summary(comparison))
+    if budgets:
+        summary += "; " + escape(budgets_summary(budgets))
     console.print(f"nightly run {run_id}: [bold {colour}]{status.upper()}[/] — {summary}", soft_wrap=True)
     console.print(escape(tests_line), soft_wrap=True)
+
+
+def print_budgets(console: Console, budgets: Sequence[Mapping[str, Any]], *, all_rows: bool = False) -> None:
+    """The run's budget verdicts: how many held, and a table of the broken ones (``all_rows``: of
+    every one) — model, variant, board, budget, limit, measured, verdict."""
+    from farm.judge.budgets import broken, budgets_summary
+
+    if not budgets:
+        return
+    shown = list(budgets) if all_rows else broken(budgets)
+    colour = "red" if broken(budgets) else "green"
+    console.print(f"budgets: [{colour}]{escape(budgets_summary(budgets))}[/]", soft_wrap=True)
+    if not shown:
+        return
+    table = Table(title="budgets" if all_rows else "broken budgets", title_justify="left")
+    for col in ("model", "variant", "board", "budget", "limit", "measured", "verdict"):
+        table.add_column(col)
+    for v in shown:
+        verdict = "[green]pass[/]" if v.get("passed") else ("[red]FAIL[/]" if v.get("judged") else
+                                                              "[red]FAIL (not judged)[/]")
+        table.add_row(escape(str(v["model"])), escape(str(v["variant"])), escape(str(v["device"])),
+                      escape(str(v["budget"])), escape(str(v["limit_text"])), escape(str(v["measured_text"])), verdict)
+    console.print(table)
+
+
+#: where a nightly's run details keep the seed's size tables: model -> rows ``{label, bytes, ratio}``
+#: (ratio: the size against the source's), or ``{"error": why}`` when the table could not be made
+SIZE_TABLES_KEY = "size_tables"
+
+
+def size_rows(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    """farm.models.sources.SizeRow rows as the plain dicts a run's details keep."""
+    return [{"label": r.label, "bytes": int(r.bytes), "ratio": r.ratio_to_source} for r in rows]
+
+
+def human_size(n: int | None) -> str:
+    """``18.9 MB``, ``8.46 MB``, ``2.4 KB``: decimal units, as the seed's table."""
+    if n is None:
+        return "-"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} B"
+
+
+def ratio_text(ratio: float | None) -> str:
+    """A size against the source's: ``2.23x smaller``, ``1.01x larger``, ``same size`` ("" without one)."""
+    if not ratio:
+        return ""
+    if abs(ratio - 1.0) < 1e-9:
+        return "same size"
+    return f"{1 / ratio:.2f}x smaller" if ratio < 1 else f"{ratio:.2f}x larger"
+
+
+def print_size_tables(console: Console, tables: Mapping[str, Any]) -> None:
+    """The seed's size table per model: the SavedModel directory's (or .keras file's) size, then
+    each variant's .tflite and its size against the source."""
+    for model, rows in tables.items():
+        if isinstance(rows, Mapping):
+            console.print(f"[red]{escape(model)}: no size table[/]: {escape(str(rows.get('error')))}", soft_wrap=True)
+            continue
+        table = Table(title=f"{model}: model size, source and each variant (the seed's table)", title_justify="left")
+        for col in ("file", "size", "bytes", "vs source"):
+            table.add_column(col, justify="left" if col == "file" else "right")
+        for r in rows:
+            table.add_row(escape(str(r["label"])), human_size(r["bytes"]), f"{r['bytes']:,}", ratio_text(r["ratio"]))
+        console.print(table)
 
 
 def _print_sources(console: Console, records: Iterable[Any]) -> None:

@@ -1,6 +1,8 @@
 """``farm report``: one self-contained HTML file for a run, plots inlined as SVG (matplotlib).
 
-Sections: the verdict against the baseline and every change; the triad per model
+Sections: the verdict against the baseline and every change; the project's budgets (one row
+per model, variant, board and budget, as its test decided); the seed's size table for models
+from a Keras file or SavedModel; the triad per model
 (model size, latency, accuracy per variant and board: float32, int8-weights, dynamic, int8
 side by side); each variant's speedup over float32 per board; the portability matrix (statuses of every model x variant x board); energy
 per inference with its source; trends of the last N nightlies per metric with the
@@ -15,12 +17,13 @@ import io
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from farm import __version__
+from farm.judge.budgets import broken, budgets_summary, stored_verdicts
 from farm.judge.regression import (
     METRIC_LABELS,
     PROVENANCE_METRICS,
@@ -35,6 +38,7 @@ from farm.store.results import Finding, ResultRecord, ResultsStore, RunRecord, r
 from farm.store.status import CellStatus, RunStatus, Status
 from farm.config.thresholds import Thresholds, load_thresholds
 from farm.config.variants import VARIANTS
+from farm.report.console import SIZE_TABLES_KEY, human_size, ratio_text
 
 #: the variants side by side in the seed's order (farm.config.variants): float32, int8-weights, dynamic, int8
 VARIANT_ORDER = {v: i for i, v in enumerate(VARIANTS)}
@@ -71,6 +75,10 @@ class ReportData:
     history_findings: dict[int, list[Finding]]
     thresholds: Thresholds
     db: str
+    #: the run's budget verdicts (farm.judge.budgets: stored by its budget tests)
+    budgets: list[dict[str, Any]] = field(default_factory=list)
+    #: the seed's size tables stored with the run: model -> rows, or {"error": why}
+    size_tables: dict[str, Any] = field(default_factory=dict)
 
 
 NOT_JUDGED = "not judged: no comparison was stored for this run"
@@ -101,7 +109,8 @@ def gather(store: ResultsStore, run_id: int, *, last: int = 20, thresholds: Thre
         history = [*(history[1:] if len(history) >= last else history), run]
     results = {h.id: (records if h.id == run_id else store.results_for_run(h.id)) for h in history}
     findings = {h.id: (comparison.findings if h.id == run_id else store.findings_for_run(h.id)) for h in history}
-    return ReportData(run, records, comparison, source, history, results, findings, thresholds, redact(store.url))
+    return ReportData(run, records, comparison, source, history, results, findings, thresholds, redact(store.url),
+                      budgets=stored_verdicts(run), size_tables=dict((run.details or {}).get(SIZE_TABLES_KEY) or {}))
 
 
 def write_report(store: ResultsStore, run_id: int, output: Path, *, last: int = 20,
@@ -412,8 +421,12 @@ def _verdict(data: ReportData) -> str:
         against = f"no baseline: {_e(c.baseline_reason)}"
     else:
         against = f"baseline: {_run_line(c.baseline)} — {_e(c.baseline_reason)}"
+    bad_budgets = broken(data.budgets)
+    if bad_budgets:
+        cls = "bad"
+    budget_text = f", {len(bad_budgets)} budget{'s' if len(bad_budgets) != 1 else ''} broken" if data.budgets else ""
     lines = [f'<div class="verdict {cls}"><div class="big">{_e(run.status.upper())}: '
-             f"{len(regressions)} regression{'s' if len(regressions) != 1 else ''}</div>",
+             f"{len(regressions)} regression{'s' if len(regressions) != 1 else ''}{budget_text}</div>",
              f"<div>{_run_line(run)}</div><div>{against}</div>",
              *(["<div>Aborted: its process is gone and it never finished; shown are the results it stored "
                 "before.</div>"] if run.status == RunStatus.ABORTED else []),
@@ -424,6 +437,10 @@ def _verdict(data: ReportData) -> str:
     if regressions:
         lines.append("<ul class='regressions'>" + "".join(f"<li>{_e(sentence(f))}</li>" for f in regressions)
                      + "</ul>")
+    if bad_budgets:
+        lines.append("<ul class='regressions budgets-broken'>" + "".join(
+            f"<li>budget: {_e(v.get('sentence'))} <small>(<code>{_e(v.get('test'))}</code>)</small></li>"
+            for v in bad_budgets) + "</ul>")
     lines.append("</div>")
     return "".join(lines)
 
@@ -454,6 +471,45 @@ def _findings_table(data: ReportData) -> str:
                      f"<td class='num'>{_e(format_pct(f.change_pct))}</td>", _e(f.reason)])
     return _table(("severity", "board", "model", "variant", "metric", "before", "after", "change", "why"), rows,
                   "findings") + note
+
+
+def _budgets_table(budgets: Sequence[dict[str, Any]]) -> str:
+    """One row per budget test of the run: model, variant, board, budget, limit, measured, verdict."""
+    if not budgets:
+        return ("<p>No budget was judged in this run: the project file (tinyfarm.yaml) sets no "
+                "<code>budgets:</code> for its models, or the run has no project.</p>")
+    rows = []
+    for v in budgets:
+        passed = bool(v.get("passed"))
+        verdict = "pass" if passed else ("FAIL" if v.get("judged") else "FAIL: not judged")
+        colour = STATUS_COLOURS[Status.OK] if passed else STATUS_COLOURS[Status.FAILED]
+        rows.append([_e(v.get("model")), _e(v.get("variant")), _e(v.get("device")),
+                     f"<code>{_e(v.get('budget'))}</code>",
+                     f"<td class='num'>{_e(v.get('limit_text'))}</td>", _e(v.get("measured_text")),
+                     f"<td class='status budget-{'pass' if passed else 'fail'}' style='background:{colour}' "
+                     f"title=\"{_e(v.get('sentence'))}\">{_e(verdict)}</td>", f"<code>{_e(v.get('test'))}</code>"])
+    summary = budgets_summary(budgets)
+    return (f"<p class='{'good-text' if not broken(budgets) else 'bad-text'}'>{_e(summary)}.</p>"
+            + _table(("model", "variant", "board", "budget", "limit", "measured", "verdict", "test"), rows, "budgets")
+            + "<p class='legend'>Each row is one HIL test of the packaged suite (farm/hil/test_budgets.py), named "
+              "<code>test_budget[model-variant-board-budget]</code> in the terminal and the JUnit XML. Limits come "
+              "from the project file, a board's override over a variant's over the model's. A budget that cannot "
+              "be judged (no energy figure on the board, a build that does not fit, no float32 result) fails.</p>")
+
+
+def _size_tables(tables: dict[str, Any]) -> str:
+    """The seed's table per model: the source (SavedModel directory, .keras file), then each variant's .tflite."""
+    parts = []
+    for model, rows in tables.items():
+        parts.append(f"<h3>{_e(model)}</h3>")
+        if isinstance(rows, dict):
+            parts.append(f"<p class='bad-text'>No size table: {_e(rows.get('error'))}</p>")
+            continue
+        parts.append(_table(("file", "size", "bytes", "vs source"), [
+            [_e(r["label"]), f"<td class='num'>{_e(human_size(r['bytes']))}</td>",
+             f"<td class='num'>{r['bytes']:,}</td>", f"<td class='num'>{_e(ratio_text(r['ratio']))}</td>"]
+            for r in rows], "sizes"))
+    return "".join(parts)
 
 
 def _triad_table(model: str, records: Sequence[ResultRecord]) -> str:
@@ -566,6 +622,7 @@ td.sev{font-weight:600}td.status{text-align:center}small.why{color:#7b241c}
 .verdict.good{border-color:#1e8449;background:#eafaf1}.verdict.bad{border-color:#c0392b;background:#fdedec}
 .verdict .big{font-size:20px;font-weight:700;margin-bottom:4px}
 .regressions li{color:#922b21;font-weight:600}.good-text{color:#1e8449;font-weight:600}
+.bad-text{color:#c0392b;font-weight:600}
 figure.plot{margin:10px 0 18px;background:#fff;border:1px solid #e5e8e8;padding:8px;display:inline-block;max-width:100%}
 figure.plot svg{max-width:100%;height:auto}figcaption{font-size:12px;color:#566573;max-width:900px}
 .chip{padding:1px 6px;border:1px solid #ccc;font-size:11px}.legend{font-size:12px}
@@ -584,6 +641,14 @@ def render(data: ReportData) -> str:
                     + f"<p class='legend'>Changes against the baseline ({_e(data.comparison_source)}); "
                       f"thresholds: {_e(data.thresholds.source)}.</p>" + _findings_table(data) + "</section>")
 
+    if data.budgets or data.run.kind == "nightly":
+        sections.append("<section id='budgets'><h2>Budgets: model, variant, board, budget</h2>"
+                        + _budgets_table(data.budgets) + "</section>")
+    if data.size_tables:
+        sections.append("<section id='sizes'><h2>Model sizes: the source, then each variant's .tflite</h2>"
+                        + _size_tables(data.size_tables)
+                        + "<p class='legend'>The seed's table: the SavedModel directory's (or .keras file's) size "
+                          "on disk, then each variant's .tflite and its size against the source.</p></section>")
     triad = ["<section id='triad'><h2>Size, latency, accuracy per model, variant and board</h2>"]
     for model in models:
         triad.append(f"<h3>{_e(model)}</h3>")
@@ -623,9 +688,8 @@ def render(data: ReportData) -> str:
     sections.append("<section id='provenance'><h2>Provenance of each result</h2>" + _provenance(data)
                     + "</section>")
 
-    nav = " ".join(f"<a href='#{i}'>{t}</a>" for i, t in (
-        ("verdict", "verdict"), ("triad", "triad"), ("speedup", "speedup"), ("portability", "portability"),
-        ("energy", "energy"), ("trends", "trends"), ("provenance", "provenance")))
+    shown = ("verdict", "budgets", "sizes", "triad", "speedup", "portability", "energy", "trends", "provenance")
+    nav = " ".join(f"<a href='#{i}'>{i}</a>" for i in shown if f"<section id='{i}'>" in "".join(sections))
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -652,8 +716,9 @@ def _units_note(records: Sequence[ResultRecord]) -> str:
         notes.append("Emulated boards count <b>instructions</b>, not cycles (QEMU -icount): latency marked ~ is "
                      "count / clock, an estimate; counts are identical from run to run.")
     if "cycles" in units:
-        notes.append("Real boards count <b>cycles</b> (DWT/SysTick): the median of the timed windows, with their "
-                     "spread in the provenance table.")
+        notes.append("Real boards and the simavr AVR boards (cycle-accurate AVR core, the chip's Timer1) count "
+                     "<b>cycles</b> (DWT/SysTick/Timer1): the median of the timed windows, with their "
+                     "spread in the provenance table; latency is count / clock, not an estimate.")
     return "".join(f"<p class='legend'>{n}</p>" for n in notes)
 
 

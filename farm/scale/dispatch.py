@@ -56,12 +56,21 @@ def lost_record(spec: MeasureSpec, message: str, worker: str | None) -> ResultRe
                         details={"infra": "WorkerLost", "worker": worker, "kernels": spec.kernels})
 
 
+#: a board job: (spec, what its prepare job said, its Dask key) -> JobOutcome (farm.scale.jobs)
+BoardJob = Callable[[MeasureSpec, "dict[str, Any] | None", str], JobOutcome]
+
+
 class Dispatcher:
-    """Board jobs of one run on a cluster (a distributed.Client); see the module docstring."""
+    """Board jobs of one run on a cluster (a distributed.Client); see the module docstring.
+    ``job`` is what runs on the board: the measurement (default), or farm.scale.jobs'
+    ``portability_job`` / ``profile_job``. A lost job's record is an ``infra-error``
+    ResultRecord whatever the job (``lost_record``)."""
 
     def __init__(self, client: Any, *, job_timeout: float = DEFAULT_JOB_TIMEOUT,
-                 worker_wait: float = DEFAULT_WORKER_WAIT, progress: Callable[[str], None] | None = None) -> None:
+                 worker_wait: float = DEFAULT_WORKER_WAIT, progress: Callable[[str], None] | None = None,
+                 job: BoardJob = measure_job) -> None:
         self.client = client
+        self.job = job
         self.job_timeout = job_timeout
         self.worker_wait = worker_wait
         self.progress = progress
@@ -98,10 +107,10 @@ class Dispatcher:
             return
         tag = _slug(f"{spec.board}-{spec.model}-{spec.variant}-{uuid.uuid4().hex[:6]}")
         prepared = self.client.submit(prepare_job, spec.device, spec.model, spec.variant, spec.kernels,
-                                      key=f"prepare-{tag}", pure=False)
+                                      spec.project, key=f"prepare-{tag}", pure=False)
         key = f"measure-{tag}"
         self.keys[key3] = key
-        self.futures[key3] = self.client.submit(measure_job, spec, prepared, key, key=key, pure=False,
+        self.futures[key3] = self.client.submit(self.job, spec, prepared, key, key=key, pure=False,
                                                 resources={board_resource(spec.board): 1})
 
     # ----------------------------------------------------------------- results

@@ -15,6 +15,12 @@ port, not over SSH. A device another run holds or that is quarantined comes back
 as :class:`JobOutcome` ``skipped`` (the exceptions themselves do not pickle).
 Each job logs ``start`` / ``end`` on the Dask event topic :data:`JOB_TOPIC` and
 its steps on :data:`PROGRESS_TOPIC`.
+
+A job runs under its controller's project (tinyfarm.yaml, farm.project.current): the spec
+carries the project file's path, and the worker activates it before it builds, so the
+project's models are known there (a local cluster's workers also inherit $FARM_PROJECT;
+``farm worker`` activates its own ``--project`` / ./tinyfarm.yaml at start). A path this
+worker's machine does not have leaves the worker's own project in place.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 
 from farm.board.leases import DeviceBusy, DeviceQuarantined, LeasePolicy
 from farm.config.state import state_dir
+from farm.project.current import current_project, use_project
 from farm.store.records import ResultRecord
 
 #: the Dask event topic of job starts and ends (the controller's job log)
@@ -45,6 +52,8 @@ class MeasureSpec:
     variant: str
     lease: LeasePolicy
     kernels: str = "optimized"
+    #: the controller's project file (absolute), activated on the worker before it builds
+    project: str | None = field(default_factory=lambda: active_project_file())
 
     @property
     def board(self) -> str:
@@ -66,6 +75,20 @@ class JobOutcome:
     record: Any = None  # ResultRecord | PortabilityCell | Profile
     skipped: str | None = None  # DeviceBusy / DeviceQuarantined: why the board was not used
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def active_project_file() -> str | None:
+    """The project file this process runs under (None: the zoo), as a job carries it."""
+    project = current_project()
+    return str(project.path) if project is not None else None
+
+
+def enter_project(project: str | None) -> None:
+    """Activate the controller's project on this worker (farm.project.current.use_project);
+    a path this machine does not have leaves the worker's own project in place."""
+    from pathlib import Path
+
+    use_project(project if project and Path(project).is_file() else None)
 
 
 def worker_address() -> str:
@@ -105,10 +128,12 @@ def _progress(board: str) -> Any:
     return step
 
 
-def prepare_job(device: Any, model: str, variant: str, kernels: str = "optimized") -> dict[str, Any]:
+def prepare_job(device: Any, model: str, variant: str, kernels: str = "optimized",
+                project: str | None = None) -> dict[str, Any]:
     """Host-only work of a measurement: the model's variant and its firmware for the device,
-    into this worker's caches. Never raises: the board job meets the same failure again
-    and reports it through the one map (farm.measure.job.status_of)."""
+    into this worker's caches (under the controller's ``project``). Never raises: the board
+    job meets the same failure again and reports it through the one map
+    (farm.measure.job.status_of)."""
     from farm.build.prepare import prepare_firmware
     from farm.models import build_variant
     from farm.models.native_output import native_output_to
@@ -116,6 +141,7 @@ def prepare_job(device: Any, model: str, variant: str, kernels: str = "optimized
     state = state_dir()
     started = time.monotonic()
     try:
+        enter_project(project)
         with native_output_to(state / "logs" / "tensorflow.log"):
             art = build_variant(model, variant, state / "models")
         firmware = prepare_firmware(art.tflite_path, model, variant, device, state, None, kernels)
@@ -146,6 +172,8 @@ def measure_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: 
     with where and when it ran in the record's details (``worker``, ``job_started``, ``job_ended``)."""
     from farm.measure.job import measure_one
 
+    enter_project(spec.project)
+
     def run() -> ResultRecord:
         return measure_one(reach_locally(spec.device), spec.model, spec.variant, state=state_dir(),
                            kernels=spec.kernels, lease=spec.lease, progress=_progress(spec.board))
@@ -163,22 +191,25 @@ def measure_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: 
     return outcome
 
 
-def portability_job(device: Any, model: str, variant: str, lease: LeasePolicy, key: str = "") -> JobOutcome:
-    """A ``farm portability`` cell on the board (needs ``board:<name>``)."""
+def portability_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: str = "") -> JobOutcome:
+    """A ``farm portability`` cell on the board (needs ``board:<name>``): one inference, the
+    soft-float count (farm.measure.portability_matrix.portability_cell)."""
     from farm.measure.portability_matrix import portability_cell
 
-    return _board_job(device.name, key, lambda: portability_cell(
-        reach_locally(device), model, variant, state_dir(), lease=lease, progress=_progress(device.name)))
+    enter_project(spec.project)
+    return _board_job(spec.board, key, lambda: portability_cell(
+        reach_locally(spec.device), spec.model, spec.variant, state_dir(), lease=spec.lease,
+        progress=_progress(spec.board)))
 
 
-def profile_job(device: Any, model: str, variant: str, lease: LeasePolicy, kernels: str = "optimized",
-                key: str = "") -> JobOutcome:
+def profile_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: str = "") -> JobOutcome:
     """``farm profile`` of one model on the board (needs ``board:<name>``)."""
     from farm.measure.profile import profile_one
 
-    return _board_job(device.name, key, lambda: profile_one(
-        reach_locally(device), model, variant, state=state_dir(), kernels=kernels, lease=lease,
-        progress=_progress(device.name)))
+    enter_project(spec.project)
+    return _board_job(spec.board, key, lambda: profile_one(
+        reach_locally(spec.device), spec.model, spec.variant, state=state_dir(), kernels=spec.kernels,
+        lease=spec.lease, progress=_progress(spec.board)))
 
 
 def noop_job(seconds: float = 0.0, key: str = "") -> float:

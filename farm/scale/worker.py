@@ -5,6 +5,11 @@ section names certificates: farm.scale.security), advertises ``board:<name>=1`` 
 each board it serves (farm.scale.resources) and runs the jobs of farm.scale.jobs with
 one thread per board, so its boards run at once. It reaches its boards locally
 (``$FARM_WORKER_HOST`` names this host for farm.scale.jobs.reach_locally).
+
+Its jobs run under the project ``farm worker`` was started with (``--project``, else
+$FARM_PROJECT, else ./tinyfarm.yaml: activated by the command), or, when a job carries its
+controller's project file and this machine has that file, under the controller's
+(farm.scale.jobs.enter_project): a worker on the controller's machine knows its models.
 """
 
 from __future__ import annotations

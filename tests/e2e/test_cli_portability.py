@@ -83,8 +83,9 @@ def test_a_serial_board_that_cannot_be_opened_is_an_infra_error_cell(tmp_path: P
     monkeypatch.setattr(agent.QemuFlasher, "load", lambda self, image: {})  # flashed; the port stays absent
     inventory = tmp_path / "devices.yaml"
     inventory.write_text(SERIAL_BOARD.format(port=port))
+    # in this process: the monkeypatch does not reach a cluster's worker processes
     result = CliRunner().invoke(cli, ["portability", "--devices", str(inventory), "--model", "sine",
-                                      "--variant", "int8"])
+                                      "--variant", "int8", "--scheduler", "in-process"])
     output = result.output + (result.stderr if result.stderr_bytes is not None else "")
     assert result.exception is None or isinstance(result.exception, SystemExit), output
     assert result.exit_code == 1, output
@@ -93,7 +94,7 @@ def test_a_serial_board_that_cannot_be_opened_is_an_infra_error_cell(tmp_path: P
     assert f"cannot open serial port {port}" in output
 
     json_run = CliRunner().invoke(cli, ["portability", "--devices", str(inventory), "--model", "sine",
-                                        "--variant", "int8", "--json"])
+                                        "--variant", "int8", "--json", "--scheduler", "in-process"])
     [cell] = json.loads(json_run.stdout)
     assert (cell["device"], cell["status"], cell["checked"]) == ("usb-m3", "infra-error", "static+board")
     assert cell["reason"].startswith(f"usb-m3: cannot open serial port {port}")

@@ -16,7 +16,7 @@ env = DefaultEnvironment()
 board = env.BoardConfig()
 platform_dir = env.PioPlatform().get_dir()
 
-TOOLCHAIN_PREFIX = {"arm": "arm-none-eabi-", "riscv": "riscv64-unknown-elf-"}
+TOOLCHAIN_PREFIX = {"arm": "arm-none-eabi-", "riscv": "riscv64-unknown-elf-", "avr": "avr-"}
 # The C library per architecture: newlib-nano for Arm (libnewlib-arm-none-eabi),
 # picolibc for RISC-V (picolibc-riscv64-unknown-elf; Debian ships no RISC-V newlib).
 # picolibc's specs file goes to the compiler too: it adds the path of its headers.
@@ -24,6 +24,9 @@ LIBC = {
     "arm": {"cc_specs": [], "link_specs": ["--specs=nano.specs"], "libs": ["c_nano", "gcc"]},
     "riscv": {"cc_specs": ["--specs=picolibc.specs"], "link_specs": ["--specs=picolibc.specs"],
               "libs": ["c", "gcc"]},
+    # avr-libc (Debian avr-libc) with gcc-avr's libgcc: its own startup files and linker
+    # script per -mmcu; libm holds the soft-float helpers (__addsf3, __mulsf3, ...)
+    "avr": {"cc_specs": [], "link_specs": [], "libs": ["m", "c", "gcc"]},
 }
 arch = board.get("build.arch", "arm")
 prefix = TOOLCHAIN_PREFIX[arch]
@@ -47,11 +50,23 @@ env.Replace(
 )
 
 machine_flags = board.get("build.machine_flags", "").split()
+if arch == "avr":  # the chip is the board's: -mmcu from its board file
+    machine_flags = ["-mmcu=" + board.get("build.mcu")] + machine_flags
 harness_board = board.get("build.harness_board")
 # board-specific harness settings, e.g. "PROTO_MAX_PAYLOAD=512u" on a board with little RAM
 harness_defines = [tuple(d.split("=", 1)) if "=" in d else d
                    for d in board.get("build.harness_defines", "").split()]
-ldscript = os.path.join(platform_dir, "ldscripts", board.get("build.ldscript"))
+ldscript = os.path.join(platform_dir, "ldscripts", board.get("build.ldscript")) if board.get(
+    "build.ldscript", "") else None
+# AVR: avr-libc's startup files and the toolchain's linker script for the -mmcu; gnu11 for
+# the __flash address space (weights and tables in program memory, read with LPM)
+startfiles = [] if arch == "avr" else ["-nostartfiles"]
+# AVR: avr-ld's refusal of too much SRAM ("section .bss is not within region data") names no
+# byte count; the data region is opened to the 64 KiB data space instead, and the farm's
+# preflight (farm.build.fits.check_fits) refuses the ELF against the chip's SRAM with the bytes
+if arch == "avr":
+    startfiles.append("-Wl,--defsym=__DATA_REGION_LENGTH__=0xfe00")
+c_standard = "-std=gnu11" if arch == "avr" else "-std=c11"
 
 env.Append(
     ASFLAGS=machine_flags + ["-x", "assembler-with-cpp"],
@@ -65,7 +80,7 @@ env.Append(
         "-Wall",
         "-Wextra",
     ],
-    CFLAGS=["-std=c11"],
+    CFLAGS=[c_standard],
     CPPDEFINES=[
         ("F_CPU", board.get("build.f_cpu")),
         "HARNESS_BOARD_" + harness_board,
@@ -73,9 +88,7 @@ env.Append(
     ]
     + harness_defines,
     LINKFLAGS=machine_flags
-    + [
-        "-nostartfiles",
-    ]
+    + startfiles
     + libc["link_specs"]
     + [
         "-Wl,--gc-sections",
@@ -84,7 +97,8 @@ env.Append(
     ],
     LIBS=libc["libs"],
 )
-env.Replace(LDSCRIPT_PATH=ldscript)
+if ldscript:
+    env.Replace(LDSCRIPT_PATH=ldscript)
 
 target_elf = env.BuildProgram()
 AlwaysBuild(env.Alias("size", target_elf, env.VerboseAction("$SIZEPRINTCMD", "Calculating size $SOURCE")))

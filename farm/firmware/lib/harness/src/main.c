@@ -60,6 +60,27 @@ __asm__(
 #endif
     ".size null_invoke, .-null_invoke\n");
 #define NULL_INVOKE_INSTRUCTIONS 2u
+#elif defined(__AVR__)
+/* AVR (cycles, not instructions): clear the int32 result (r22..r25), return. 3 cycles
+ * plus ret: 5 cycles with a 3-byte PC (ATmega2560), 4 with a 2-byte one. */
+int32_t null_invoke(void);
+__asm__(
+    ".text\n"
+    ".global null_invoke\n"
+    ".type null_invoke, @function\n"
+    "null_invoke:\n"
+    "  ldi r22, 0\n"
+    "  ldi r23, 0\n"
+    "  movw r24, r22\n"
+    "  ret\n"
+    ".size null_invoke, .-null_invoke\n");
+#define NULL_INVOKE_INSTRUCTIONS 4u
+#if defined(__AVR_3_BYTE_PC__)
+#define NULL_INVOKE_CYCLES 8u
+#else
+#define NULL_INVOKE_CYCLES 7u
+#endif
+uint32_t board_timer_isr_cycles(void); /* board_avr.c: cycles taken out per timer overflow */
 #else
 __attribute__((noinline)) static int32_t null_invoke(void) { return 0; }
 #define NULL_INVOKE_INSTRUCTIONS 0u /* unknown on this architecture: not added back */
@@ -149,6 +170,12 @@ static size_t identity(void) {
   n = append_u32(n, MODEL_ARENA_BYTES);
   n = append(n, "\nnull_invoke_instructions=");
   n = append_u32(n, NULL_INVOKE_INSTRUCTIONS);
+#if defined(NULL_INVOKE_CYCLES)
+  n = append(n, "\nnull_invoke_cycles=");
+  n = append_u32(n, NULL_INVOKE_CYCLES);
+  n = append(n, "\ntimer_isr_cycles=");
+  n = append_u32(n, board_timer_isr_cycles());
+#endif
   n = append(n, "\nmax_payload=");
   n = append_u32(n, PROTO_MAX_PAYLOAD);
   n = append(n, "\n");
