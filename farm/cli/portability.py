@@ -24,7 +24,7 @@ from farm.cli.common import EXIT_FAILED, EXIT_OK, FarmUsageError, check_models_a
     devices_file, err, farm_options, lease_options, lease_policy, load_inventory, out, print_skipped, \
     resolve_scheduler, scheduler_option, select_devices
 from farm.config.variants import variants_help
-from farm.measure.portability_matrix import GOOD, PortabilityCell, portability_cell
+from farm.measure.portability_matrix import GOOD, PortabilityCell, lost_cell, portability_cell
 
 
 @click.command("portability")
@@ -114,7 +114,6 @@ def _cells_on_cluster(scheduler: str, inventory: Any, combos: list[tuple[str, st
     from farm.scale.board_runs import run_on_cluster
     from farm.scale.jobs import MeasureSpec, portability_job
     from farm.scale.security import ClusterConfigError
-    from farm.store.status import CellStatus
 
     specs = [MeasureSpec(device, model, variant, lease) for model, variant, device in combos]
     cells = []
@@ -129,10 +128,8 @@ def _cells_on_cluster(scheduler: str, inventory: Any, combos: list[tuple[str, st
                     continue
                 cell = outcome.record
                 if not isinstance(cell, PortabilityCell):  # lost on the cluster: an infra-error record
-                    cell = PortabilityCell(spec.model, spec.variant, spec.board, status=CellStatus.INFRA_ERROR,
-                                           reason=str(getattr(cell, "message", "") or "lost on the cluster"),
-                                           device_flash_bytes=spec.device.flash_bytes,
-                                           device_ram_bytes=spec.device.ram_bytes)
+                    cell = lost_cell(spec.device, spec.model, spec.variant,
+                                     str(getattr(cell, "message", "") or "lost on the cluster"))
                 cells.append(cell)
                 if not as_json:
                     err.print(escape(f"{spec.label}: {cell.status} (worker {outcome.worker})"))

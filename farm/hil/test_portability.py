@@ -32,6 +32,14 @@ def _with(variant: str) -> list[str]:
     return [m for m in MODELS if variant in _variants(m)]
 
 
+def _over(argnames: str, params: list[Any]) -> Any:
+    """``pytest.mark.parametrize(argnames, params)``; with no params the test does not exist (no
+    "empty parameter set" skips). Put it above every other decorator of the test."""
+    if params:
+        return pytest.mark.parametrize(argnames, params)
+    return lambda _function: None
+
+
 def _pairs(variants: Any = None) -> list[Any]:
     """(model, variant) parameters, ids ``model-variant``, narrowed to ``variants``."""
     return [pytest.param(m, v, id=f"{m}-{v}") for m in MODELS for v in _variants(m)
@@ -56,15 +64,15 @@ def _check(device: Any, model: str, variant: str, state: Path) -> Any:
     return check_device(fw.build.elf, device, variant)
 
 
-@pytest.mark.parametrize("model", _with("int8"))
+@_over("model", _with("int8"))
 def test_int8_build_is_float_free(device, farm_state, model):
     report = _check(device, model, "int8", farm_state)
     assert report.float_free, f"{device.name} {model}/int8: {report.summary()}"
     assert report.portable, report.summary()
 
 
+@_over("model,variant", _pairs(("float32", "dynamic")))
 @pytest.mark.farm_select(fpu="none")
-@pytest.mark.parametrize("model,variant", _pairs(("float32", "dynamic")))
 def test_float_builds_without_fpu_are_soft_float(device, farm_state, model, variant):
     """float32, and dynamic range (its input quantization and float rescale): soft-float, allowed."""
     report = _check(device, model, variant, farm_state)
@@ -74,8 +82,8 @@ def test_float_builds_without_fpu_are_soft_float(device, farm_state, model, vari
     assert report.elf_float_abi == "soft"
 
 
+@_over("model", _with("dynamic"))
 @pytest.mark.farm_select(fpu="sp")
-@pytest.mark.parametrize("model", _with("dynamic"))
 def test_dynamic_with_fpu_is_hard_float(device, farm_state, model):
     """On a core with a single-precision FPU the dynamic build's float parts run on it (hard-float
     ABI, FPU instructions on the inference path); the double-precision steps TensorFlow Lite's
@@ -86,18 +94,17 @@ def test_dynamic_with_fpu_is_hard_float(device, farm_state, model):
     assert report.elf_float_abi == "hard"
 
 
-@pytest.mark.parametrize("model,variant", _pairs())
+@_over("model,variant", _pairs())
 def test_no_instruction_the_core_lacks(device, farm_state, model, variant):
     report = _check(device, model, variant, farm_state)
     assert report.portable, f"{device.name} {model}/{variant}: {report.summary()}"
 
 
-@pytest.mark.parametrize("model,variant", _pairs())
-def test_portability_matrix_cell_runs(device, farm_state, model, variant):
-    """The `farm portability` cell: static checks, then one inference on the board."""
-    from farm.measure.portability_matrix import portability_cell
-
-    cell = portability_cell(device, model, variant, farm_state)
+@_over("model,variant", _pairs())
+def test_portability_matrix_cell_runs(device, portability, model, variant):
+    """The `farm portability` cell: static checks, then one inference on the board (on the
+    nightly's cluster: a board job on the worker serving the board)."""
+    cell = portability(model, variant)
     if cell.status == "does-not-fit":
         pytest.skip(cell.reason)
     if cell.status == "portable" and cell.checked == "static":

@@ -74,6 +74,13 @@ class PortabilityCell:
         return self.status
 
 
+def lost_cell(device: Any, model: str, variant: str, reason: str) -> PortabilityCell:
+    """The cell of a job the farm lost before it said anything (its cluster worker died, it
+    timed out): ``infra-error`` with the sentence, no verdict on the firmware."""
+    return PortabilityCell(model, variant, device.name, status=CellStatus.INFRA_ERROR, reason=reason,
+                           device_flash_bytes=device.flash_bytes, device_ram_bytes=device.ram_bytes)
+
+
 def portability_cell(device: Any, model: str, variant: str, state: Path, *, run: bool = True,
                      progress: Callable[[str], None] = lambda _: None,
                      lease: LeasePolicy | None = None) -> PortabilityCell:

@@ -19,6 +19,7 @@ without it, in this process, one after the other. ``measure`` works the same eit
 
 from farm.pytest_plugin.fixtures import (  # noqa: F401
     device,
+    farm_cells,
     farm_inventory,
     farm_lease_policy,
     farm_leases,
@@ -27,6 +28,7 @@ from farm.pytest_plugin.fixtures import (  # noqa: F401
     farm_state,
     farm_user_models,
     measure,
+    portability,
 )
 from farm.pytest_plugin.cluster import (  # noqa: F401
     pytest_collection_finish,

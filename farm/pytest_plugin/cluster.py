@@ -25,11 +25,13 @@ from farm.pytest_plugin.planning import planned_measurements
 
 @dataclass
 class SessionCluster:
-    """The cluster a session measures on, its dispatcher, and the lease policy of its jobs."""
+    """The cluster a session measures on, its dispatchers (measurements; portability cells),
+    and the lease policy of its jobs."""
 
     session: Any  # farm.scale.cluster.ClusterSession
-    dispatcher: Any  # farm.scale.dispatch.Dispatcher
+    dispatcher: Any  # farm.scale.dispatch.Dispatcher of measure jobs
     lease: Any  # farm.board.leases.LeasePolicy
+    cells: Any = None  # farm.scale.dispatch.Dispatcher of portability jobs (the ``portability`` fixture)
 
     def spec(self, device: Any, model: str, variant: str) -> Any:
         from farm.scale.jobs import MeasureSpec
@@ -39,6 +41,8 @@ class SessionCluster:
     def close(self) -> None:
         try:
             self.dispatcher.close()
+            if self.cells is not None:
+                self.cells.close()
         finally:
             self.session.close()
 
@@ -64,11 +68,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     scheduler = scheduler_of(config)
     if scheduler is None or config.getoption("collectonly"):
         return
-    users = [i for i in session.items if "measure" in getattr(i, "fixturenames", ())]
+    users = [i for i in session.items if {"measure", "portability"} & set(getattr(i, "fixturenames", ()))]
     if not users:
         return
     from farm.scale.cluster import open_cluster
     from farm.scale.dispatch import Dispatcher
+    from farm.scale.jobs import portability_job
     from farm.scale.security import ClusterConfigError, security_for
 
     inventory = load_inventory_for(config)
@@ -89,10 +94,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     dispatcher = Dispatcher(cluster.client, job_timeout=float(config.getoption("--farm-job-timeout")),
                             worker_wait=float(config.getoption("--farm-worker-wait")),
                             progress=progress.step if progress else None)
-    state = SessionCluster(cluster, dispatcher, lease)
+    cells = Dispatcher(cluster.client, job_timeout=float(config.getoption("--farm-job-timeout")),
+                       worker_wait=float(config.getoption("--farm-worker-wait")),
+                       progress=progress.step if progress else None, job=portability_job)
+    state = SessionCluster(cluster, dispatcher, lease, cells)
     config.stash[CLUSTER_KEY] = state
     for device, model, variant in planned_measurements(users):
         dispatcher.submit(state.spec(device, model, variant))
+    for device, model, variant in planned_measurements(users, "portability"):
+        cells.submit(state.spec(device, model, variant))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -206,3 +206,50 @@ def _load_user_model(path: Path, state: Path) -> UserModel:
         pytest.fail(str(exc) if str(path) in str(exc) else f"{path}: {exc}", pytrace=False)
     return UserModel(path, art, {"model_file": str(path), "model_reference": kind.reference,
                                  "variant_from_file": kind.reason})
+
+
+@pytest.fixture(scope="session")
+def farm_cells() -> dict[tuple[str, str, str], Any]:
+    """Session cache: each (device, model, variant) portability cell is made once."""
+    return {}
+
+
+@pytest.fixture
+def portability(device: Any, farm_state: Path, farm_cells: dict[tuple[str, str, str], Any],
+                pytestconfig: pytest.Config, farm_leases: Any, farm_lease_policy: Any) -> Callable[..., Any]:
+    """``portability(model, variant)`` -> the ``farm portability`` cell of the device
+    (farm.measure.portability_matrix.PortabilityCell): the static checks of the very ELF, then
+    one inference on the board (and, on an emulated FPU-less board, its soft-float calls). Made
+    once per session: in this process, or as a board job on the session's cluster (a job the
+    cluster lost is an ``infra-error`` cell naming the worker)."""
+    from farm.measure.portability_matrix import PortabilityCell, lost_cell, portability_cell
+
+    cluster = session_cluster(pytestconfig)
+    progress = pytestconfig.stash.get(PROGRESS_KEY, None)
+
+    def _cell(model: str, variant: str) -> Any:
+        key = (device.name, model, variant)
+        if key not in farm_cells:
+            quarantined = farm_leases.quarantined(device.name)
+            if quarantined is not None:
+                pytest.skip(str(quarantined))
+            if cluster is not None and cluster.cells is not None:
+                outcome = cluster.cells.outcome(cluster.spec(device, model, variant))
+                if outcome.skipped is not None:
+                    pytest.skip(outcome.skipped)
+                cell = outcome.record
+                if not isinstance(cell, PortabilityCell):
+                    cell = lost_cell(device, model, variant, str(getattr(cell, "message", "") or "lost"))
+            else:
+                from farm.board.leases import DeviceBusy
+
+                try:
+                    with farm_leases.leased(device.name, wait=farm_lease_policy.wait):  # held by `device`
+                        cell = portability_cell(device, model, variant, farm_state, lease=farm_lease_policy,
+                                                progress=progress.step if progress else _quiet)
+                except DeviceBusy as exc:
+                    pytest.skip(str(exc))
+            farm_cells[key] = cell
+        return farm_cells[key]
+
+    return _cell

@@ -35,8 +35,9 @@ def _name(param: Any) -> str | None:
     return param if isinstance(param, str) and param else None
 
 
-def planned_measurements(items: Iterable[Any]) -> list[Planned]:
-    """(device, model, variant) the ``items`` will measure, in test order, each once."""
+def planned_measurements(items: Iterable[Any], fixture: str = "measure") -> list[Planned]:
+    """(device, model, variant) the ``items`` will ask ``fixture`` for (``measure``, or
+    ``portability``: a matrix cell), in test order, each once."""
     from farm.config.variants import VARIANTS
     from farm.models import registered_models
     from farm.models.sources import model_variants
@@ -46,7 +47,7 @@ def planned_measurements(items: Iterable[Any]) -> list[Planned]:
     seen: set[tuple[str, str, str]] = set()
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if "measure" not in getattr(item, "fixturenames", ()) or callspec is None or "device" not in callspec.params:
+        if fixture not in getattr(item, "fixturenames", ()) or callspec is None or "device" not in callspec.params:
             continue
         device = callspec.params["device"]
         written = _literals(getattr(item, "function", None))

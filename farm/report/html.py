@@ -474,12 +474,13 @@ def _findings_table(data: ReportData) -> str:
 
 
 def _budgets_table(budgets: Sequence[dict[str, Any]]) -> str:
-    """One row per budget test of the run: model, variant, board, budget, limit, measured, verdict."""
+    """One row per budget test of the run (the broken first): model, variant, board, budget, limit,
+    measured, verdict."""
     if not budgets:
         return ("<p>No budget was judged in this run: the project file (tinyfarm.yaml) sets no "
                 "<code>budgets:</code> for its models, or the run has no project.</p>")
     rows = []
-    for v in budgets:
+    for v in sorted(budgets, key=lambda v: bool(v.get("passed"))):  # the broken ones first, else in test order
         passed = bool(v.get("passed"))
         verdict = "pass" if passed else ("FAIL" if v.get("judged") else "FAIL: not judged")
         colour = STATUS_COLOURS[Status.OK] if passed else STATUS_COLOURS[Status.FAILED]

@@ -52,9 +52,10 @@ const uint8_t *model_output(void);
 #endif
 """
 
-# model_invoke, cycle by cycle (ATmega2560: 3-byte PC, ret takes 5):
+# model_invoke, cycle by cycle:
 #   sbi PORTB,6 (2) | ldi, ldi (2) | LOOP x (sbiw 2 + brne 2) - 1 | cbi PORTB,6 (2)
-#   | ldi, ldi, movw: the int32 result 0 (3) | ret (5)      = 4 LOOP + 13 cycles, entry to return
+#   | ldi, ldi, movw: the int32 result 0 (3) | ret (5 with the ATmega2560's 3-byte PC, 4 on the
+#   ATmega1284P's 2-byte one)                = 4 LOOP + 8 + ret cycles, entry to return
 # simavr reports its counter as each pin write begins: from sbi to cbi, 2 + 2 + 4 LOOP - 1.
 CALIB_SOURCE = textwrap.dedent("""\
     #include <avr/io.h>
@@ -86,7 +87,8 @@ CALIB_SOURCE = textwrap.dedent("""\
         "  ret\\n"
         ".size model_invoke, .-model_invoke\\n");
     """)
-CALIB_CYCLES = 4 * LOOP + 13
+#: board -> (simavr mcu, cycles of ret)
+RET_CYCLES = {"avr-mega2560": ("atmega2560", 5), "avr-1284p": ("atmega1284p", 4)}
 
 # an interrupt without a handler: Timer0 overflows 256 cycles after model_invoke enables it
 FAULT_SOURCE = textwrap.dedent("""\
@@ -155,9 +157,6 @@ def _build(tmp_path_factory: pytest.TempPathFactory, mega, source: str, state_di
     return build.elf
 
 
-@pytest.fixture(scope="module")
-def calib_elf(tmp_path_factory: pytest.TempPathFactory, avr_devices, state_dir: Path) -> Path:
-    return _build(tmp_path_factory, avr_devices[0], CALIB_SOURCE, state_dir)
 
 
 def _pin_cycles(log: Path) -> list[tuple[int, int]]:
@@ -168,16 +167,22 @@ def _pin_cycles(log: Path) -> list[tuple[int, int]]:
     return edges[first_high:]
 
 
-def test_timer_count_is_the_known_loop_and_simavrs_counter_is_explained(calib_elf: Path, state_dir: Path,
+@pytest.mark.parametrize("name", ["avr-mega2560", "avr-1284p"])
+def test_timer_count_is_the_known_loop_and_simavrs_counter_is_explained(name: str, avr_devices, state_dir: Path,
+                                                                       tmp_path_factory: pytest.TempPathFactory,
                                                                        tmp_path: Path):
+    device = next(d for d in avr_devices if d.name == name)
+    mcu, ret = RET_CYCLES[name]
+    calib_cycles = 4 * LOOP + 8 + ret
+    elf = _build(tmp_path_factory, device, CALIB_SOURCE, state_dir)
     log = tmp_path / "runner.log"
     n = 4
     counts = []
-    with SimavrBoard("atmega2560", 16_000_000, calib_elf, state_dir, log_path=log, report_pin="B6") as board:
+    with SimavrBoard(mcu, device.clock_hz, elf, state_dir, log_path=log, report_pin="B6") as board:
         session = Session(board.connect(), timeout=10)
         identity = session.wait_ready()
-        assert (identity["timer"], identity["timer_hz"]) == ("timer1", "16000000")
-        assert identity["null_invoke_cycles"] == "8"  # ldi, ldi, movw + ret (5: 3-byte PC)
+        assert (identity["board"], identity["timer"], identity["timer_hz"]) == (mcu, "timer1", "16000000")
+        assert identity["null_invoke_cycles"] == str(3 + ret)  # ldi, ldi, movw + ret
         isr = int(identity["timer_isr_cycles"])
         assert 20 <= isr <= 200, "the overflow handler's cycles, measured by the harness at boot"
         for _ in range(2):
@@ -188,7 +193,7 @@ def test_timer_count_is_the_known_loop_and_simavrs_counter_is_explained(calib_el
         session.transport.close()
     # the harness's count (Timer1 at clk/1 + overflows, the handlers' cycles out): the loop, exactly,
     # although each inference spans three overflows and each window of n a dozen
-    assert counts == [CALIB_CYCLES, CALIB_CYCLES]
+    assert counts == [calib_cycles, calib_cycles]
     # simavr's own counter from the sbi to the cbi: the loop's cycles plus whole overflow handlers
     # of the length the harness measured at boot, one per 65,536 cycles (the phase decides 3 or 4)
     edges = _pin_cycles(log)

@@ -107,3 +107,24 @@ def test_installed_farm_measures_a_model_in_a_project_folder(venv: Path, tmp_pat
     assert record["bit_exact_fraction"] == 1.0 and record["count_median"] > 0
     assert (project / ".farm" / "results.db").is_file()  # the state folder is the project's
     assert list((project / ".farm").glob("builds/**/firmware.elf")) or list((project / ".farm").rglob("*.elf"))
+
+
+def test_installed_farm_init_then_nightly_on_an_emulated_board(venv: Path, tmp_path: Path):
+    """A team's first hour, installed: ``farm init`` in an empty folder, then a one-model nightly
+    (the packaged HIL suite, the project's own test and its budgets) on one emulated board."""
+    project = tmp_path / "team"
+    project.mkdir()
+    init = subprocess.run([str(venv / "farm"), "init"], cwd=project, capture_output=True, text=True,
+                          env=_env(venv), timeout=300)
+    assert init.returncode == 0, init.stderr[-3000:]
+    assert {"tinyfarm.yaml", "devices.yaml", ".gitignore"} <= {p.name for p in project.iterdir()}
+    junit = project / "junit.xml"
+    night = subprocess.run([str(venv / "farm"), "nightly", "--no-progress", "--scheduler", "in-process",
+                            "--junit", str(junit), "-k", "sine and qemu-m3"],
+                           cwd=project, capture_output=True, text=True, env=_env(venv), timeout=1800)
+    assert night.returncode == 0, (night.stdout[-3000:], night.stderr[-3000:])
+    xml = junit.read_text()
+    assert "test_sine" in xml and "qemu-m3" in xml  # the packaged suite ran, from site-packages
+    assert "budget" in xml  # the project's budgets are tests of their own
+    assert 'failures="0"' in xml and 'errors="0"' in xml
+    assert (project / ".farm" / "results.db").is_file()

@@ -315,3 +315,42 @@ def test_the_report_has_the_budgets_table_and_the_size_table(tmp_path: Path, m3_
     sizes = page.split("<section id='sizes'>")[1].split("</section>")[0]
     assert "SavedModel directory" in sizes and "18.9 MB" in sizes and "8.46 MB" in sizes and "2.23x smaller" in sizes
     assert human_size(2_590_000) == "2.59 MB" and ratio_text(1.0) == "same size" and ratio_text(None) == ""
+
+
+# --------------------------------------------------------------------------- the packaged suite's budget tests
+
+
+def test_each_budget_is_a_test_named_model_variant_board_budget(tmp_path: Path) -> None:
+    """Collection only (nothing built): the ids, a per-board budget only on its board, no test
+    against float32 for the drop, and the zoo's sine module only when sine is active."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "team").mkdir()
+    project = tmp_path / "team" / "tinyfarm.yaml"  # not in the directory pytest runs in (found there by default)
+    project.write_text("models:\n  sine:\n    source: {zoo: sine}\n    variants: [float32, int8]\n"
+                       "    budgets:\n      latency_us: 800\n      accuracy_drop_max: 0.05\n"
+                       "      devices: {qemu-m4f: {energy_uj: 5}}\n")
+    from farm.pytest_plugin.suite import HIL_SUITE
+
+    env = {k: v for k, v in os.environ.items() if k not in ("FARM_PROJECT", "FARM_MODELS")}
+
+    def collect(*extra: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "pytest", str(HIL_SUITE), "--collect-only", "-q",
+                               "-p", "no:cacheprovider", f"--farm-devices={REPO / 'devices.yaml'}", *extra],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return [line.split("::", 1)[1] for line in done.stdout.splitlines() if "::" in line]
+
+    ids = collect(f"--farm-project={project}")
+    budgets = sorted(i[len("test_budget["):-1] for i in ids if i.startswith("test_budget["))
+    boards = [d.name for d in load_inventory(REPO / "devices.yaml").devices]
+    assert "qemu-m4f" in boards and len(boards) > 1
+    assert budgets == sorted([f"sine-{v}-{b}-latency_us" for v in ("float32", "int8") for b in boards]
+                             + [f"sine-int8-{b}-accuracy_drop_max" for b in boards]
+                             + [f"sine-{v}-qemu-m4f-energy_uj" for v in ("float32", "int8")])
+    assert any(i.startswith("test_int8_error_small[") for i in ids)  # sine is active: test_sine.py runs
+    assert not [i for i in ids if "digits" in i]  # the project includes no other zoo model
+    zoo_only = collect()  # no project: the zoo as before, no budget test
+    assert not any(i.startswith("test_budget[") for i in zoo_only) and any("digits" in i for i in zoo_only)
