@@ -35,6 +35,7 @@ def test_fits_the_device(device, measure, variant):
 
 def test_int8_bit_exact_with_tflite_micro(device, measure):
     r = measure("sine", "int8")
+    assert r.status == "ok", f"{device.name} sine/int8: {r.status}: {r.message}"
     assert r.bit_exact_fraction == 1.0, f"{device.name}: only {r.bit_exact_fraction:.1%} of outputs bit-exact"
 
 
@@ -76,4 +77,6 @@ def test_int8_faster_than_float32_without_fpu(device, measure):
 def test_energy_follows_count(device, measure):
     """The power model's energy is proportional to the count: same energy per unit count."""
     a, b = measure("sine", "int8"), measure("sine", "float32")
+    for r in (a, b):
+        assert r.status == "ok", f"{device.name} sine/{r.variant}: {r.status}: {r.message}"
     assert a.energy_uj / a.count_median == pytest.approx(b.energy_uj / b.count_median, rel=1e-9)

@@ -60,6 +60,12 @@ def lost_record(spec: MeasureSpec, message: str, worker: str | None) -> ResultRe
 BoardJob = Callable[[MeasureSpec, "dict[str, Any] | None", str], JobOutcome]
 
 
+def _suspicious_tasks(names: list[str], dask_scheduler: Any = None) -> list[str]:
+    """Run on the scheduler: which of ``names`` were processing on a worker that died."""
+    tasks = dask_scheduler.tasks if dask_scheduler is not None else {}
+    return [n for n in names if n in tasks and getattr(tasks[n], "suspicious", 0)]
+
+
 class Dispatcher:
     """Board jobs of one run on a cluster (a distributed.Client); see the module docstring.
     ``job`` is what runs on the board: the measurement (default), or farm.scale.jobs'
@@ -221,13 +227,28 @@ class Dispatcher:
             return None
         known = self.served_by.get(board)
         if known is not None and known not in workers:
-            self._set_aside(board, f"worker {known} serving {board} left", known)
+            running = self._interrupted(board)  # its start event may not have arrived before the worker died
+            if running is not None:
+                self._set_aside(board, f"worker {known} died while running {board} {running[1]}/{running[2]}",
+                                known, running)
+            else:
+                self._set_aside(board, f"worker {known} serving {board} left", known)
             return self._dead_outcome(spec)
         if known is None and time.monotonic() - self.opened > self.worker_wait:
             self._set_aside(board, f"no worker advertises {board_resource(board)} "
                                    f"(waited {self.worker_wait:.0f} s for one to join)", None)
             return self._dead_outcome(spec)
         return None
+
+    def _interrupted(self, board: str) -> Key | None:
+        """The job of ``board`` that was running on a worker when it died, as the scheduler saw it
+        (a task whose worker died while processing it is "suspicious"), else None."""
+        names = {k: k3 for k3, k in self.keys.items() if k3[0] == board}
+        try:
+            hit = self.client.run_on_scheduler(_suspicious_tasks, names=list(names))
+        except Exception:  # noqa: BLE001 -- a scheduler that will not run it: no more is known
+            return None
+        return names[hit[0]] if hit else None
 
     def close(self) -> None:
         """Cancel what nobody asked for; stop listening to the workers."""

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from farm.config.inventory import load_inventory
 from farm.models import VARIANTS
 from farm.store.results import ResultsStore
 
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEVICES = REPO / "devices.yaml"
 SUITE = ("-k", "test_sine")  # farm/hil/test_sine.py
 #: what the sine suite measures: every variant on each of the three emulated boards
-MEASUREMENTS = 3 * len(VARIANTS)
+MEASUREMENTS = len(load_inventory(DEVICES).names) * len(VARIANTS)  # every board of the default inventory
 
 
 def farm(home: Path, *args: str, timeout: float = 900) -> tuple[subprocess.CompletedProcess[str], float]:

@@ -91,7 +91,7 @@ def load_error(tmp_path: Path, text: str) -> tuple[Path, InventoryError]:
 
 def test_default_inventory_lists_the_three_emulated_boards() -> None:
     inventory = load_inventory(REPO / "devices.yaml")
-    assert inventory.names == ["qemu-m4f", "qemu-m3", "qemu-rv32"]
+    assert inventory.names == ["qemu-m4f", "qemu-m3", "qemu-rv32", "avr-mega2560", "avr-1284p"]
     assert inventory.hosts == {}
     m4f, m3 = inventory.device("qemu-m4f"), inventory.device("qemu-m3")
 
@@ -157,7 +157,8 @@ def test_unknown_device_lists_the_known_ones() -> None:
     with pytest.raises(KeyError) as info:
         inventory.device("nucleo")
     assert isinstance(info.value, UnknownDeviceError)
-    assert str(info.value) == f"no device 'nucleo' in {REPO / 'devices.yaml'}; known devices: qemu-m4f, qemu-m3, qemu-rv32"
+    assert str(info.value) == (f"no device 'nucleo' in {REPO / 'devices.yaml'}; known devices: qemu-m4f, qemu-m3, "
+                               "qemu-rv32, avr-mega2560, avr-1284p")
 
 
 def test_core_table_knows_isa_and_optional_units() -> None:

@@ -40,8 +40,12 @@
 #include <sim_elf.h>
 #include <sim_irq.h>
 
+/* the accessors of USART0's input FIFO (avr_uart.h declares its type only) */
+DEFINE_FIFO(uint16_t, uart_fifo);
+
 #define IO_EVERY 2048 /* instructions between two looks at the socket while running */
 
+static avr_uart_t *g_uart; /* USART0: its input FIFO says whether the chip has bytes still to read */
 static int g_fd = -1;
 static int g_xoff;
 static int g_closed;
@@ -143,11 +147,25 @@ static void service_io(int timeout_ms) {
 }
 
 /* simavr's sleep callback: the chip sleeps until its next timer event; wait for the
- * farm meanwhile (simavr itself advances the cycle counter by howLong). */
+ * farm meanwhile (simavr itself advances the cycle counter by howLong) -- but only when
+ * the chip has nothing left to read: while bytes wait in USART0's FIFO (or here) the next
+ * event is their arrival, a few hundred cycles away, and waiting for the socket then
+ * would cost every received byte a poll timeout of real time. */
 static void sleep_on_socket(avr_t *avr, avr_cycle_count_t how_long) {
   (void)avr;
   (void)how_long;
-  service_io(g_in_pos < g_in_len ? -1 : 5);
+  const int pending = g_in_pos < g_in_len || (g_uart != NULL && !uart_fifo_isempty(&g_uart->input));
+  service_io(pending ? -1 : 5);
+}
+
+/* USART0's module among the chip's I/O modules (simavr lists them by kind). */
+static avr_uart_t *find_uart0(avr_t *avr) {
+  for (avr_io_t *io = avr->io_port; io != NULL; io = io->next) {
+    if (io->kind != NULL && strcmp(io->kind, "uart") == 0 && ((avr_uart_t *)io)->name == '0') {
+      return (avr_uart_t *)io;
+    }
+  }
+  return NULL;
 }
 
 static int listen_and_accept(int port) {
@@ -237,6 +255,7 @@ int main(int argc, char **argv) {
   avr->frequency = (uint32_t)freq;
   avr->sleep = sleep_on_socket;
 
+  g_uart = find_uart0(avr);
   uint32_t flags = 0; /* no stdio echo of the UART, no host sleeps in its status reads */
   avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
   g_uart_input = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
