@@ -30,6 +30,17 @@ class EmulatorError(RuntimeError):
     """QEMU could not be started."""
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop an emulator process: terminate, and kill it when it has not exited 5 s later."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass(frozen=True)
 class EmulatorSpec:
     machine: str
@@ -122,13 +133,7 @@ class QemuBoard:
         raise EmulatorError(f"QEMU did not open its UART on port {self.port} within {timeout} s")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self._log is not subprocess.DEVNULL:
             self._log.close()
 

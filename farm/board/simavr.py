@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from farm.board.protocol import Timing
-from farm.board.qemu import EmulatorError
+from farm.board.qemu import EmulatorError, stop_process
 from farm.board.simavr_runner import ensure_runner
 from farm.board.transport import SerialTransport, open_transport
 
@@ -90,13 +90,7 @@ class SimavrBoard:
         return transport
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self.process.stdout is not None:
             self.process.stdout.close()
         if self._log is not subprocess.DEVNULL:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field, fields
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from farm.models.quantization import dequantize
+
+log = logging.getLogger(__name__)
 
 ENTRY_FORMAT = 1
 
@@ -114,6 +117,15 @@ def load_artifacts(directory: Path, variant: str) -> ModelArtifacts | None:
         return ModelArtifacts(tflite_path=tflite_path, **meta, **arrays)
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise CorruptEntryError(f"cache entry {json_path} does not load: {exc}") from exc
+
+
+def cached_artifacts(directory: Path, variant: str) -> ModelArtifacts | None:
+    """`load_artifacts`, a corrupt entry logged and taken as a miss (its builder rebuilds it)."""
+    try:
+        return load_artifacts(directory, variant)
+    except CorruptEntryError as exc:
+        log.warning("%s; rebuilding", exc)
+        return None
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from farm.models import cache
-from farm.models.artifacts import CorruptEntryError, ModelArtifacts, load_artifacts, save_artifacts
+from farm.models.artifacts import ModelArtifacts, cached_artifacts, save_artifacts
 from farm.models.convert import convert
 from farm.models.metrics import score
 from farm.models.quantization import dequantize, quantize
@@ -33,24 +33,16 @@ def build_variant(model: str, variant: str, cache_dir: Path) -> ModelArtifacts:
     key = cache.cache_key(recipe)
     directory = cache.entry_dir(Path(cache_dir), recipe.name, key)
 
-    hit = _load(directory, variant)
+    hit = cached_artifacts(directory, variant)
     if hit is not None:
         return hit
     with cache.entry_lock(directory):
-        hit = _load(directory, variant)  # another process may have built it meanwhile
+        hit = cached_artifacts(directory, variant)  # another process may have built it meanwhile
         if hit is not None:
             return hit
         log.info("building model %s (cache key %s) into %s", recipe.name, key[:16], directory)
         built = build_all_variants(recipe, key, directory)
     return built[variant]
-
-
-def _load(directory: Path, variant: str) -> ModelArtifacts | None:
-    try:
-        return load_artifacts(directory, variant)
-    except CorruptEntryError as exc:
-        log.warning("%s; rebuilding", exc)
-        return None
 
 
 def build_all_variants(recipe: Recipe, key: str, directory: Path) -> dict[str, ModelArtifacts]:

@@ -45,7 +45,7 @@ class ConversionError(RuntimeError):
     """The TFLite converter (or our rewrite) could not produce the variant."""
 
 
-def _run_converter(converter: Any) -> bytes:
+def run_converter(converter: Any) -> bytes:
     """converter.convert(), with Keras' export chatter ("Saved artifact at ...")
     kept off stdout (where `farm models --json` writes) and sent to the debug log."""
     chatter = io.StringIO()
@@ -61,7 +61,7 @@ def to_float32(keras_model: Any) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-    return _run_converter(converter)
+    return run_converter(converter)
 
 
 def to_int8(keras_model: Any, representative: np.ndarray, *, per_channel: bool = True,
@@ -96,7 +96,7 @@ def to_int8(keras_model: Any, representative: np.ndarray, *, per_channel: bool =
     if not per_channel:
         converter._experimental_disable_per_channel = True  # noqa: SLF001  (convolutions)
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True  # noqa: SLF001
-    return _run_converter(converter)
+    return run_converter(converter)
 
 
 def to_int8_weights(keras_model: Any, *, per_channel: bool = False) -> bytes:

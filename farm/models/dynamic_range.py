@@ -19,8 +19,6 @@ variants. TensorFlow is imported inside the functions only.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import warnings
 from pathlib import Path
@@ -30,7 +28,8 @@ import numpy as np
 
 from farm.config.variants import DYNAMIC
 from farm.models import cache
-from farm.models.artifacts import CorruptEntryError, ModelArtifacts, load_artifacts, save_artifacts
+from farm.models.convert import run_converter
+from farm.models.artifacts import ModelArtifacts, cached_artifacts, save_artifacts
 from farm.models.metrics import score
 from farm.models.registry import Recipe, get_recipe
 
@@ -49,12 +48,7 @@ def to_dynamic(keras_model: Any) -> bytes:
 
     converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    chatter = io.StringIO()
-    with contextlib.redirect_stdout(chatter):
-        tflite = bytes(converter.convert())
-    if chatter.getvalue().strip():
-        log.debug("TFLite converter output:\n%s", chatter.getvalue())
-    return tflite
+    return run_converter(converter)
 
 
 def run_builtin_ref(tflite: bytes, inputs: np.ndarray, *, batched: bool = False) -> np.ndarray:
@@ -102,23 +96,15 @@ def build_dynamic(model: str, cache_dir: Path) -> ModelArtifacts:
     recipe = get_recipe(model)
     key = cache.cache_key(recipe, VARIANT)
     directory = cache.entry_dir(Path(cache_dir), recipe.name, key)
-    hit = _load(directory)
+    hit = cached_artifacts(directory, VARIANT)
     if hit is not None:
         return hit
     with cache.entry_lock(directory):
-        hit = _load(directory)  # another process may have built it meanwhile
+        hit = cached_artifacts(directory, VARIANT)  # another process may have built it meanwhile
         if hit is not None:
             return hit
         log.info("building model %s/%s (cache key %s) into %s", recipe.name, VARIANT, key[:16], directory)
         return _build(recipe, key, directory)
-
-
-def _load(directory: Path) -> ModelArtifacts | None:
-    try:
-        return load_artifacts(directory, VARIANT)
-    except CorruptEntryError as exc:
-        log.warning("%s; rebuilding", exc)
-        return None
 
 
 def _build(recipe: Recipe, key: str, directory: Path) -> ModelArtifacts:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
-import io
 import json
 import logging
 import tempfile
@@ -45,8 +44,8 @@ import numpy as np
 
 from farm.config.variants import VARIANTS
 from farm.models import cache, data_files, project_files
-from farm.models.artifacts import CorruptEntryError, ModelArtifacts, load_artifacts, save_artifacts
-from farm.models.convert import CONVERTER_VERSION, ConversionError
+from farm.models.artifacts import ModelArtifacts, cached_artifacts, save_artifacts
+from farm.models.convert import CONVERTER_VERSION, ConversionError, run_converter
 from farm.models.data_files import ProjectData
 from farm.models.metrics import MetricError, reconstruction_truth, score
 from farm.models.project_model import ModelSourceError, ProjectModel
@@ -89,24 +88,16 @@ def build_project_variant(model: ProjectModel, variant: str, cache_dir: Path) ->
         data_files.check_metric_data(model, data)
     key = entry_key(model, data)
     directory = cache.entry_dir(Path(cache_dir), model.name, key)
-    hit = _load(directory, variant)
+    hit = cached_artifacts(directory, variant)
     if hit is not None:
         return hit
     with cache.entry_lock(directory):
-        hit = _load(directory, variant)
+        hit = cached_artifacts(directory, variant)
         if hit is not None:
             return hit
         log.info("building project model %s (cache key %s) into %s", model.name, key[:16], directory)
         built = build_all(model, data, key, directory)
     return built[variant]
-
-
-def _load(directory: Path, variant: str) -> ModelArtifacts | None:
-    try:
-        return load_artifacts(directory, variant)
-    except CorruptEntryError as exc:
-        log.warning("%s; rebuilding", exc)
-        return None
 
 
 # --------------------------------------------------------------------------- the key
@@ -188,15 +179,6 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {reason}"
 
 
-def _quiet_convert(converter: Any) -> bytes:
-    chatter = io.StringIO()
-    with contextlib.redirect_stdout(chatter):
-        result = converter.convert()
-    if chatter.getvalue().strip():
-        log.debug("TFLite converter output:\n%s", chatter.getvalue())
-    return bytes(result)
-
-
 def load_keras(model: ProjectModel) -> Any:
     """The Keras model of a ``keras`` source, with a fixed batch of one."""
     import keras
@@ -252,7 +234,7 @@ def _convert(model: ProjectModel, keras_model: Any, saved_model_dir: Path | None
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-        return _quiet_convert(converter)
+        return run_converter(converter)
 
 
 def saved_model_with_batch_of_one(model: ProjectModel, scratch: Path) -> Path:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from farm.models import cache, dynamic_range
-from farm.models.artifacts import CorruptEntryError, ModelArtifacts, load_artifacts, save_artifacts
+from farm.models.artifacts import ModelArtifacts, cached_artifacts, save_artifacts
 from farm.models.quantization import dequantize
 from farm.models.reference import run_tflite, run_tflm
 
@@ -136,11 +136,7 @@ def user_artifacts(path: Path, cache_dir: Path, *, samples: int = SAMPLES, seed:
     directory = Path(cache_dir) / f"file-{path.stem}-{entry_key(sha, samples, seed)[:16]}"
     graph = _graph(path, data)
     kind = classify(graph)
-    try:
-        hit = load_artifacts(directory, kind.variant)
-    except CorruptEntryError as exc:
-        log.warning("%s; rebuilding", exc)
-        hit = None
+    hit = cached_artifacts(directory, kind.variant)
     if hit is not None:
         return hit
     with cache.entry_lock(directory):
