@@ -282,6 +282,11 @@ class LeaseManager:
             ).rowcount
             if taken != 1:
                 return False
+            # the lease is ours from now on: a holder that released it did so before this
+            # transaction could take it, so the time stamped now never precedes its release
+            now = time.time()
+            conn.execute(update(_Lease).where(_Lease.device == device).where(_Lease.owner == self.owner)
+                         .values(acquired_at=now, expires_at=now + self.ttl))
             if row.owner and row.owner != self.owner:  # we took over an expired lease: close its log entry
                 conn.execute(update(_LeaseLog).where(_LeaseLog.device == device)
                              .where(_LeaseLog.owner == row.owner).where(_LeaseLog.released_at.is_(None))

@@ -21,7 +21,7 @@ from pathlib import Path
 from farm.board.protocol import Timing
 from farm.board.qemu import EmulatorError, stop_process
 from farm.board.simavr_runner import ensure_runner
-from farm.board.transport import SerialTransport, open_transport
+from farm.board.transport import SocketTransport, open_transport
 
 
 class SimavrError(EmulatorError):
@@ -83,7 +83,7 @@ class SimavrBoard:
         raise SimavrError(f"the simavr runner did not start ({' '.join(self.command)}): "
                           f"exit code {self.process.returncode}; see {self.log_path}")
 
-    def connect(self) -> SerialTransport:
+    def connect(self) -> SocketTransport:
         """The chip's USART0, opened; the chip starts now (the runner's start byte)."""
         transport = open_transport(self.url)
         transport.write(b"\x00")
