@@ -5,6 +5,11 @@
   (``tf.lite.Interpreter`` requantizes FULLY_CONNECTED differently and is off
   by 1-3 LSB on some outputs, so it is not a reference for int8.)
 - float32 and int8-weights: ``tf.lite.Interpreter`` (TensorFlow's float kernels).
+
+A file whose constant buffers follow the flatbuffer (addressed by file offset: files over
+2 GB, TF's ``_experimental_use_buffer_offset``) is handed to tflite-micro with those buffers
+moved inside (`with_buffers_inside`): its interpreter does not read them, and would run on
+zeros without a word.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ def run_tflm(tflite: bytes, inputs: np.ndarray, *, batched: bool = False) -> np.
     """
     from tflite_micro.python.tflite_micro import runtime
 
+    tflite = with_buffers_inside(tflite)
     # the interpreter's default arena (10 x the file size) is too small for models
     # with few weights and large activations
     interpreter = runtime.Interpreter.from_bytes(tflite, arena_size=max(len(tflite) * 10, 1 << 22))
@@ -38,6 +44,27 @@ def run_tflm(tflite: bytes, inputs: np.ndarray, *, batched: bool = False) -> np.
         out = np.array(interpreter.get_output(0))
         outputs.append(out if batched else out[0])
     return np.stack(outputs)
+
+
+def with_buffers_inside(tflite: bytes) -> bytes:
+    """`tflite` with every buffer stored after the flatbuffer (offset and size) moved into
+    it; the file itself when there is none."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    from farm.models.convert import pack_model
+
+    model = schema.ModelT.InitFromPackedBuf(tflite, 0)
+    outside = [b for b in model.buffers or [] if b.offset > 1 and b.size > 0]
+    if not outside:
+        return tflite
+    for buf in outside:
+        end = buf.offset + buf.size
+        if end > len(tflite):
+            raise ValueError(f"a buffer at offset {buf.offset} ({buf.size} bytes) ends past the file "
+                             f"({len(tflite)} bytes)")
+        buf.data = np.frombuffer(tflite[buf.offset:end], dtype=np.uint8)
+        buf.offset = buf.size = 0
+    return pack_model(model)
 
 
 def run_tflite(tflite: bytes, inputs: np.ndarray, *, batched: bool = False) -> np.ndarray:

@@ -55,7 +55,7 @@ def dtypes(ctx: LoweringContext, op: Operator, tensors: list[Tensor], allowed: t
 
 def not_constant(ctx: LoweringContext, op: Operator, t: Tensor, role: str) -> None:
     if t.is_constant:
-        raise ctx.fail(op, f"{role} tensor #{t.index} is a constant (not supported as a {role} of "
+        raise ctx.fail(op, f"{role} tensor #{t.index} is a constant (not supported as the {role} of "
                            f"{op.opcode})")
 
 

@@ -56,6 +56,10 @@ def lower_quantize(ctx: LoweringContext, op: Operator) -> Step:
 def lower_dequantize(ctx: LoweringContext, op: Operator) -> Step | None:
     if len(op.inputs) == 1 and len(op.outputs) == 1 and op.outputs[0] in ctx.fused_weights:
         return None  # folded into the ops that read it as weights
+    if op.inputs and ctx.model.main.tensors[op.inputs[0]].dtype == "float16":
+        raise ctx.fail(op, f"input tensor #{op.inputs[0]} is float16 (a file converted with float16 "
+                           "quantization, target_spec.supported_types=[tf.float16]); supported are "
+                           "float32, int8 weights behind DEQUANTIZE, dynamic-range and int8 files")
     x, y = unary_io(ctx, op)
     if x.dtype != "int8" or y.dtype != "float32":
         raise ctx.fail(op, f"{x.dtype} -> {y.dtype} is not supported (supported: int8 -> float32)")
