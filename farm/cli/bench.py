@@ -31,11 +31,14 @@ from farm.config.variants import variants_help
                    "(the truth they are tested against; for a before/after).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: rows, speedups and goals.")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown (for the README).")
+@click.option("--profile/--no-profile", "profile", default=True, show_default=True,
+              help="Profile the cells that per-layer goals judge (e.g. KWS's depthwise instructions per MAC "
+                   "on qemu-m4f) when this bench measured them: a traced run each, after the bench.")
 @lease_options
 @click.pass_context
 def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[str, ...],
-          variants: tuple[str, ...], kernels: str, as_json: bool, markdown: bool, lease_wait: float,
-          skip_busy: bool) -> None:
+          variants: tuple[str, ...], kernels: str, as_json: bool, markdown: bool, profile: bool,
+          lease_wait: float, skip_busy: bool) -> None:
     """Benchmark the zoo: count per inference and per MAC, sizes, arena vs TFLM, int8 speedup.
 
     \b
@@ -102,7 +105,7 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
 
     from farm.measure.bench_goals import evaluate
 
-    goals = evaluate(rows)
+    goals = evaluate(rows, profiled=_profiled(rows, chosen, state, kernels, lease) if profile else None)
     if as_json:
         click.echo(json.dumps({"run_id": run_id, "kernels": kernels, "rows": [r.to_json() for r in rows],
                                "speedups": speedups(rows),
@@ -119,7 +122,31 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
+def _profiled(rows, devices, state, kernels: str, lease) -> dict[str, float]:
+    """The per-layer goals' figures (farm.measure.bench_profile); a profile that fails leaves
+    its goal "not measured" and says why."""
+    from farm.board.leases import DeviceBusy, DeviceQuarantined
+    from farm.board.qemu import EmulatorError
+    from farm.build.fits import DoesNotFit
+    from farm.measure.bench_profile import profile_goals
+    from farm.measure.profile import profile_one
+    from farm.preflight.disassembly import PortabilityError
+
+    def run_profile(device, model: str, variant: str):
+        return profile_one(device, model, variant, state=state, kernels=kernels, lease=lease)
+
+    try:
+        with err.status("profiling") as status:
+            return profile_goals(rows, devices, state=state, kernels=kernels, run_profile=run_profile,
+                                 progress=lambda msg: status.update(escape(msg)))
+    except (DeviceBusy, DeviceQuarantined, DoesNotFit, PortabilityError, EmulatorError, OSError) as exc:
+        err.print(escape(f"profile for the per-layer goals failed: {exc}; those goals are not measured"))
+        return {}
+
+
 def _print_goals(goals) -> None:
+    from farm.measure.bench_goals import format_figure
+
     measured = [g for g in goals if g.met is not None]
     if not measured:
         return
@@ -128,9 +155,9 @@ def _print_goals(goals) -> None:
                           ("", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for g in measured:
-        at_most = "≥" if g.figure == "speedup" else "≤"
-        fmt = (lambda v: f"{v:.2f}") if g.figure == "speedup" else (lambda v: f"{v:,.0f}")
-        table.add_row(g.goal, g.device, f"{at_most} {fmt(g.target)} {g.unit}", f"{fmt(g.measured)} {g.unit}",
+        at_most = "≥" if g.figure in ("speedup", "runs_bit_exact") else "≤"
+        table.add_row(g.goal, g.device, f"{at_most} {format_figure(g.figure, g.target)} {g.unit}",
+                      f"{format_figure(g.figure, g.measured)} {g.unit}",
                       "[green]met[/]" if g.met else "[red]not met[/]")
     out.print(table)
 

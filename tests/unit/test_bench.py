@@ -110,30 +110,58 @@ def test_goals_judge_the_rows_they_name(monkeypatch, tmp_path):
         model=model, variant=variant, macs=1000, arena_bytes=16_256 if model == "kws" else 32,
         tflm_arena_bytes=3000, tflm_tensor_arena_bytes=640, model_size_bytes=5000, const_bytes=2000,
         latency_only=False))
-    counts = {("kws", "float32"): 34_000_000, ("kws", "int8"): 6_100_000, ("sine", "float32"): 2_800,
+    counts = {("kws", "float32"): 34_000_000, ("kws", "int8"): 3_800_000, ("sine", "float32"): 2_800,
               ("sine", "int8"): 1_900}
-    devices = [SimpleNamespace(name="qemu-m4f", flash_bytes=4 << 20, ram_bytes=4 << 20)]
+    devices = [SimpleNamespace(name="qemu-m4f", flash_bytes=4 << 20, ram_bytes=4 << 20),
+               SimpleNamespace(name="qemu-rv32", flash_bytes=4 << 20, ram_bytes=16 << 10)]
 
     def measure(device, model, variant):
+        if device.name == "qemu-rv32":
+            return _record("does-not-fit", None)
         record = _record("ok", counts[model, variant])
         record.flash_bytes = 9_000 if model == "sine" else 50_000
         return record
 
     rows = bench.run_bench(devices, ["kws", "sine"], state=tmp_path, variants=["float32", "int8"], measure=measure)
-    verdicts = {v.goal: v for v in evaluate(rows)}
+    verdicts = {v.goal: v for v in evaluate(rows, profiled={"KWS depthwise 3x3, Cortex-M4F": 2.75})}
     assert len(verdicts) == len(GOALS)
     assert verdicts["KWS int8 count, Cortex-M4F"].met is True
-    assert verdicts["KWS int8 count, Cortex-M4F"].measured == 6_100_000
-    assert verdicts["KWS int8 vs float32, Cortex-M4F"].measured == pytest.approx(34 / 6.1)
+    assert verdicts["KWS int8 count, Cortex-M4F"].measured == 3_800_000
+    assert verdicts["KWS int8 vs float32, Cortex-M4F"].measured == pytest.approx(34 / 3.8)
     assert verdicts["KWS int8 model RAM"].met is True
     assert verdicts["sine int8 firmware flash"].met is False  # 9,000 B > 8,000
     assert verdicts["KWS int8 count, Cortex-M3"].met is None  # that device was not benched
     assert verdicts["AD int8 count, Cortex-M4F"].measured is None
-    slow = evaluate(rows, [Goal("slow", "kws", "int8", "qemu-m4f", "count", 5e6, "instructions")])
+    # a cell that did not run is a goal not met, not "not measured"
+    rv32 = verdicts["KWS int8 runs bit-exact, RV32 (16 KiB RAM)"]
+    assert (rv32.measured, rv32.met) == (0.0, False)
+    depthwise = verdicts["KWS depthwise 3x3, Cortex-M4F"]
+    assert (depthwise.measured, depthwise.met, depthwise.unit) == (2.75, False, "instructions/MAC")
+    assert evaluate(rows)[[g.name for g in GOALS].index("KWS depthwise 3x3, Cortex-M4F")].met is None
+    slow = evaluate(rows, [Goal("slow", "kws", "int8", "qemu-m4f", "count", 3e6, "instructions")])
     assert slow[0].met is False
     table = goals_markdown(evaluate(rows))
     assert "| sine int8 firmware flash | qemu-m4f | <= 8,000 bytes | 9,000 bytes | **not met** |" in table
-    assert "| KWS int8 count, Cortex-M3 | qemu-m3 | <= 9,000,000 instructions | not measured |  |" in table
+    assert "| KWS int8 count, Cortex-M3 | qemu-m3 | <= 6,000,000 instructions | not measured |  |" in table
+    assert ("| KWS int8 runs bit-exact, RV32 (16 KiB RAM) | qemu-rv32 | >= 1.00 of outputs | 0.00 of outputs "
+            "| **not met** |") in table
+
+
+def test_a_layer_goal_counts_its_functions_over_its_layers_macs(conv_tflite, tmp_path):
+    """profile_per_mac: the profiled instructions of the functions the goal names, over the
+    MACs of the goal's layers in the lowered model."""
+    from farm.measure.bench_profile import layer_macs, per_mac
+    from farm.measure.profile import FunctionCount, Profile
+
+    macs = layer_macs(conv_tflite, "CONV_2D")
+    assert macs == 6 * 6 * 4 * 3 * 3  # 8x8 input, 3x3 valid, 4 filters
+    assert layer_macs(conv_tflite, "DEPTHWISE_CONV_2D") == 0
+    profile = Profile(device="qemu-m4f", elf=tmp_path / "x.elf", unit="instructions", total=3000.0, functions=[
+        FunctionCount("conv2d_f32", 1200.0, 0.4), FunctionCount("conv2d_f32_core", 96.0, 0.032),
+        FunctionCount("fully_connected_f32", 1704.0, 0.568)])
+    assert per_mac(profile, "conv2d", macs) == pytest.approx(1296 / macs)
+    with pytest.raises(ValueError, match="no multiply-accumulates"):
+        per_mac(profile, "depthwise", 0)
 
 
 @pytest.mark.e2e
