@@ -18,6 +18,7 @@ import pytest
 from farm.models import list_models
 from farm.models.sources import model_variants
 from farm.project.current import current_project
+from farm.pytest_plugin.params import over
 
 PROJECT = current_project()
 MODELS = list_models()
@@ -30,14 +31,6 @@ def _variants(model: str) -> tuple[str, ...]:
 
 def _with(variant: str) -> list[str]:
     return [m for m in MODELS if variant in _variants(m)]
-
-
-def _over(argnames: str, params: list[Any]) -> Any:
-    """``pytest.mark.parametrize(argnames, params)``; with no params the test does not exist (no
-    "empty parameter set" skips). Put it above every other decorator of the test."""
-    if params:
-        return pytest.mark.parametrize(argnames, params)
-    return lambda _function: None
 
 
 def _pairs(variants: Any = None) -> list[Any]:
@@ -64,14 +57,14 @@ def _check(device: Any, model: str, variant: str, state: Path) -> Any:
     return check_device(fw.build.elf, device, variant)
 
 
-@_over("model", _with("int8"))
+@over("model", _with("int8"))
 def test_int8_build_is_float_free(device, farm_state, model):
     report = _check(device, model, "int8", farm_state)
     assert report.float_free, f"{device.name} {model}/int8: {report.summary()}"
     assert report.portable, report.summary()
 
 
-@_over("model,variant", _pairs(("float32", "dynamic")))
+@over("model,variant", _pairs(("float32", "dynamic")))
 @pytest.mark.farm_select(fpu="none")
 def test_float_builds_without_fpu_are_soft_float(device, farm_state, model, variant):
     """float32, and dynamic range (its input quantization and float rescale): soft-float, allowed."""
@@ -82,7 +75,7 @@ def test_float_builds_without_fpu_are_soft_float(device, farm_state, model, vari
     assert report.elf_float_abi == "soft"
 
 
-@_over("model", _with("dynamic"))
+@over("model", _with("dynamic"))
 @pytest.mark.farm_select(fpu="sp")
 def test_dynamic_with_fpu_is_hard_float(device, farm_state, model):
     """On a core with a single-precision FPU the dynamic build's float parts run on it (hard-float
@@ -94,13 +87,13 @@ def test_dynamic_with_fpu_is_hard_float(device, farm_state, model):
     assert report.elf_float_abi == "hard"
 
 
-@_over("model,variant", _pairs())
+@over("model,variant", _pairs())
 def test_no_instruction_the_core_lacks(device, farm_state, model, variant):
     report = _check(device, model, variant, farm_state)
     assert report.portable, f"{device.name} {model}/{variant}: {report.summary()}"
 
 
-@_over("model,variant", _pairs())
+@over("model,variant", _pairs())
 def test_portability_matrix_cell_runs(device, portability, model, variant):
     """The `farm portability` cell: static checks, then one inference on the board (on the
     nightly's cluster: a board job on the worker serving the board)."""

@@ -30,6 +30,7 @@ from farm.measure.job import OUTPUT_TOLERANCE
 from farm.models import get_recipe, list_models
 from farm.models.sources import model_variants
 from farm.project.current import current_project
+from farm.pytest_plugin.params import over
 from farm.project.file import zoo_models
 
 PROJECT = current_project()
@@ -58,15 +59,6 @@ def _with(*variants: str, models: Any = None) -> list[str]:
     return [m for m in (MODELS if models is None else models) if set(variants) <= set(_variants(m))]
 
 
-def _over(argnames: str, params: list[Any]) -> Any:
-    """``pytest.mark.parametrize(argnames, params)``; with no params the test does not exist (a
-    project without zoo models has no zoo-only tests: no "empty parameter set" skips). Put it
-    above every other decorator of the test."""
-    if params:
-        return pytest.mark.parametrize(argnames, params)
-    return lambda _function: None
-
-
 def _measured(measure: Any, device: Any, model: str, variant: str) -> Any:
     """The result; skips (with the verdict) when the build does not fit the device."""
     r = measure(model, variant)
@@ -76,7 +68,7 @@ def _measured(measure: Any, device: Any, model: str, variant: str) -> Any:
     return r
 
 
-@_over("model,variant", _pairs())
+@over("model,variant", _pairs())
 def test_runs_or_is_refused_with_the_numbers(device, measure, model, variant):
     r = measure(model, variant)
     if r.status == "does-not-fit":  # a verdict, with the numbers: the ELF's needs against the board's
@@ -94,19 +86,19 @@ def test_runs_or_is_refused_with_the_numbers(device, measure, model, variant):
         assert "latency-only" in (r.message or ""), r.message
 
 
-@_over("model", _with("int8"))
+@over("model", _with("int8"))
 def test_int8_bit_exact_with_tflite_micro(device, measure, model):
     r = _measured(measure, device, model, "int8")
     assert r.bit_exact_fraction == 1.0, f"{device.name} {model}: only {r.bit_exact_fraction:.1%} of samples bit-exact"
 
 
-@_over("model", _with("int8"))
+@over("model", _with("int8"))
 def test_int8_device_accuracy_equals_host(device, measure, model):
     r = _measured(measure, device, model, "int8")
     assert r.accuracy_device == pytest.approx(r.accuracy_host, abs=1e-12)
 
 
-@_over("model,variant", _pairs(FLOAT_OUTPUT_VARIANTS))
+@over("model,variant", _pairs(FLOAT_OUTPUT_VARIANTS))
 def test_float_variants_within_tolerance(device, measure, model, variant):
     r = _measured(measure, device, model, variant)
     tolerance = OUTPUT_TOLERANCE[variant]
@@ -115,7 +107,7 @@ def test_float_variants_within_tolerance(device, measure, model, variant):
     assert r.accuracy_device == pytest.approx(r.accuracy_host, abs=metric_tolerance)
 
 
-@_over("model", [m for m in ZOO if not get_recipe(m).latency_only])
+@over("model", [m for m in ZOO if not get_recipe(m).latency_only])
 def test_real_data_accuracy(device, measure, model):
     """The zoo's digits is trained on real data: its accuracy means something, on the device too
     (a project's model sets its own floor: budgets.accuracy_min)."""
@@ -124,14 +116,14 @@ def test_real_data_accuracy(device, measure, model):
         assert r.accuracy_device >= 0.9, f"{device.name} {model}/{variant}: accuracy {r.accuracy_device:.3f}"
 
 
-@_over("model", _with("int8", "dynamic", "float32", models=ZOO))
+@over("model", _with("int8", "dynamic", "float32", models=ZOO))
 def test_int8_model_file_smaller_than_float32(device, measure, model):
     assert measure(model, "int8").model_size_bytes < measure(model, "float32").model_size_bytes
     # every zoo model but sine has weight tensors of 1024 elements or more, which dynamic range quantizes
     assert measure(model, "dynamic").model_size_bytes < measure(model, "float32").model_size_bytes
 
 
-@_over("model", _with("int8", "float32", models=ZOO))
+@over("model", _with("int8", "float32", models=ZOO))
 @pytest.mark.farm_select(fpu="none")
 def test_int8_faster_than_float32_without_fpu(device, measure, model):
     int8 = _measured(measure, device, model, "int8")
