@@ -176,7 +176,7 @@ def emit_source(lowered: LoweredModel, plan: MemoryPlan, *, name: str, variant: 
         '#include "kernels.h"\n#include "model_generated.h"',
         f"static uint8_t arena[MODEL_ARENA_BYTES] {ALIGN};"
         + (f"\n/* kernel scratch (im2col), shared by the calls: they run one after the other */\n"
-           f"static int8_t scratch[MODEL_SCRATCH_BYTES] {ALIGN};" if lowered.scratch_bytes else ""),
+           f"static int8_t scratch[MODEL_SCRATCH_BYTES] {ALIGN};" if plan.scratch_bytes else ""),
         "\n\n".join(constants),
         "\n\n".join(e.decls),
         f"uint8_t *model_input(void) {{\n  return arena + {plan.offset(lowered.input)};\n}}\n\n"
@@ -198,7 +198,7 @@ def emit_header(lowered: LoweredModel, plan: MemoryPlan, *, name: str, variant: 
         f"#define MODEL_INPUT_BYTES {x.nbytes}\n"
         f"#define MODEL_OUTPUT_BYTES {y.nbytes}\n"
         f"#define MODEL_ARENA_BYTES {plan.arena_bytes}\n"
-        f"#define MODEL_SCRATCH_BYTES {lowered.scratch_bytes}\n"
+        f"#define MODEL_SCRATCH_BYTES {plan.scratch_bytes}\n"
         f"#define MODEL_INPUT_DTYPE {c_string(x.dtype)}  /* {c_comment(str(list(x.shape)))} */\n"
         f"#define MODEL_OUTPUT_DTYPE {c_string(y.dtype)}  /* {c_comment(str(list(y.shape)))} */\n\n"
         "/* Run one inference on the input at model_input(); 0 = ok, else a tf_status. */\n"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import farm
 from farm.codegen.emit import c_string, emit_header, emit_source
 from farm.codegen.errors import CodegenError
+from farm.codegen.inplace import raster_in_place
 from farm.codegen.ir import LoweredModel
 from farm.codegen.lowering import lower
 from farm.codegen.planner import MemoryPlan, lifetimes, plan_memory
@@ -40,13 +41,24 @@ def check_supported(tflite_path: Path) -> None:
 
 
 def plan_for(lowered: LoweredModel) -> MemoryPlan:
+    """The model's memory plan, with the kernel scratch its steps need (the extra
+    scratch of the steps placed over their input included)."""
     sizes = lowered.arena_tensors()
     steps = [(step.reads, step.writes) for step in lowered.steps]
-    inplace = [(i, out, inp) for i, step in enumerate(lowered.steps) for out, inp in step.inplace]
+    inplace: list[tuple[int, ...]] = [(i, out, inp) for i, step in enumerate(lowered.steps)
+                                      for out, inp in step.inplace]
+    offered = [step.in_place + raster_in_place(step) for step in lowered.steps]
+    inplace += [(i, c.output, c.input, c.shift) for i, cs in enumerate(offered) for c in cs]
+    inplace.sort(key=lambda c: c[0])
     # the output never shares bytes with the input: the harness writes the next input
     # (and refills it around its timed loops) while the output is still to be read
-    return plan_memory(lifetimes(steps, sizes, [lowered.input], [lowered.output]),
+    plan = plan_memory(lifetimes(steps, sizes, [lowered.input], [lowered.output]),
                        aliases=lowered.aliases(), inplace=inplace, apart=[(lowered.input, lowered.output)])
+    taken = set(plan.in_place)
+    scratch = max((step.scratch_bytes + max((c.scratch_bytes for c in offered[i]
+                                             if (i, c.output, c.input) in taken), default=0)
+                   for i, step in enumerate(lowered.steps)), default=0)
+    return replace(plan, scratch_bytes=scratch)
 
 
 def generate(tflite_path: Path, out_dir: Path, *, name: str, variant: str,

@@ -59,6 +59,26 @@ class StepEmitter(Protocol):
     def call(self, kernel: str, args: Sequence[str]) -> None: ...
 
 
+@dataclass(frozen=True)
+class InPlace:
+    """The kernel may write `output` over `input` when `input` dies at its step.
+
+    `shift` is where the output may start relative to the input, in bytes
+    (output offset - input offset; 0: the same first byte; < 0: below the input,
+    e.g. for a 3x3 window that still reads the row above). The planner uses it
+    rounded down to its alignment (16 bytes by default), so a kernel must be
+    correct there too (0 is used as is). `scratch_bytes`
+    is the extra kernel scratch the call needs when it does run in place (on
+    top of the step's `scratch_bytes`). farm.codegen.inplace computes shifts
+    from a kernel's access order.
+    """
+
+    output: int
+    input: int
+    shift: int = 0
+    scratch_bytes: int = 0
+
+
 @dataclass(frozen=True, kw_only=True)
 class Step:
     """One kernel call. `reads`/`writes` are tensor indices (constants included in reads).
@@ -66,6 +86,8 @@ class Step:
     `inplace` lists (output, input) pairs whose bytes the kernel may share: it
     reads every element of that input before it writes the output element at the
     same position, so the planner may put the output over an input that dies here.
+    `in_place` is the general form (`InPlace`: a shift, extra scratch), for
+    kernels whose output may overlap their input only at some distance.
     """
 
     op_index: int
@@ -76,6 +98,12 @@ class Step:
     macs: int = 0  # multiply-accumulates of one inference
     inplace: tuple[tuple[int, int], ...] = ()
     scratch_bytes: int = 0  # bytes of the shared kernel scratch buffer the call needs (im2col)
+    in_place: tuple[InPlace, ...] = ()
+
+    @property
+    def in_place_candidates(self) -> tuple[InPlace, ...]:
+        """`inplace` (as shift 0, no extra scratch) and `in_place` together."""
+        return tuple(InPlace(out, inp) for out, inp in self.inplace) + self.in_place
 
     @property
     def own_const_bytes(self) -> int:
@@ -115,7 +143,8 @@ class LoweredModel:
 
     @property
     def scratch_bytes(self) -> int:
-        """The kernel scratch buffer (shared by the steps, which run one after the other)."""
+        """The kernel scratch buffer (shared by the steps, which run one after the other),
+        steps in place not counted: their extra is in farm.codegen.generator.plan_for's plan."""
         return max((step.scratch_bytes for step in self.steps), default=0)
 
     @property

@@ -101,7 +101,7 @@ def model_figures(model: str, variant: str, state: Path, kernels: str = "optimiz
     # "Hybrid models are not supported on TFLite Micro": no TFLM arena to compare with
     tflm = None if hybrid_ops(model_file.main) else tflm_arena(art.tflite_path.read_bytes())
     return ModelFigures(
-        model=model, variant=variant, macs=lowered.macs, arena_bytes=plan.arena_bytes + lowered.scratch_bytes,
+        model=model, variant=variant, macs=lowered.macs, arena_bytes=plan.arena_bytes + plan.scratch_bytes,
         tflm_arena_bytes=tflm.total if tflm else None, tflm_tensor_arena_bytes=tflm.head if tflm else None,
         model_size_bytes=art.size_bytes,
         const_bytes=lowered.const_bytes,

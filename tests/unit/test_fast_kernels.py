@@ -84,16 +84,29 @@ def test_channel_table_refuses_a_multiplier_outside_the_proven_range():
 # packing
 # --------------------------------------------------------------------------- #
 
-def test_pack_rows_groups_chunks_then_tails_then_leftover_rows():
+def test_pack_rows_pads_rows_to_chunks_then_groups_of_4_then_2_then_1():
     from farm.codegen.packing import pack_rows
 
-    w = np.arange(5 * 6, dtype=np.int8).reshape(5, 6)  # rows 0..4, depth 6 = one chunk + tail 2
-    got = pack_rows(w, 2).tolist()
-    expected = (w[0, :4].tolist() + w[1, :4].tolist() + w[0, 4:].tolist() + w[1, 4:].tolist()
-                + w[2, :4].tolist() + w[3, :4].tolist() + w[2, 4:].tolist() + w[3, 4:].tolist()
-                + w[4].tolist())
-    assert got == expected
-    assert sorted(pack_rows(w, 4).tolist()) == sorted(w.reshape(-1).tolist())  # a permutation
+    w = np.arange(7 * 6, dtype=np.int8).reshape(7, 6)  # rows 0..6, depth 6 = two chunks, the second padded
+    row = [np.concatenate([w[r], np.zeros(2, dtype=np.int8)]) for r in range(7)]
+
+    def chunk(r: int, c: int) -> list[int]:
+        return row[r][4 * c:4 * c + 4].tolist()
+
+    expected = []
+    for c in range(2):  # rows 0..3, chunk by chunk
+        expected += chunk(0, c) + chunk(1, c) + chunk(2, c) + chunk(3, c)
+    for c in range(2):  # rows 4, 5
+        expected += chunk(4, c) + chunk(5, c)
+    expected += row[6].tolist()  # the odd last row
+    assert pack_rows(w, 4).tolist() == expected
+    assert pack_rows(w, 4, read_ahead=True).tolist() == expected  # an even number of chunks: nothing after
+    w3 = w[:, :5]  # two chunks still
+    assert len(pack_rows(w3, 4, read_ahead=True)) == 7 * 8
+    w9 = np.ones((3, 9), dtype=np.int8)  # three chunks: one zero chunk per row of a group follows
+    assert pack_rows(w9, 4, read_ahead=True).tolist() == pack_rows(w9, 4).tolist() + [0] * 16
+    with pytest.raises(ValueError, match="power of 2"):
+        pack_rows(w, 3)
 
 
 def test_pack_depthwise_is_channel_major_and_effective_bias_wraps():
@@ -216,3 +229,240 @@ def test_dsp_path_only_where_the_core_has_it(tmp_path: Path, flags: list[str], s
         assert {"smlad", "sxtb16"} <= found
     else:
         assert not found, f"SIMD instructions in a build for {flags[0]}: {sorted(found)}"
+
+
+# --------------------------------------------------------------------------- #
+# depthwise 3x3 stream (depthwise_conv2d_s8_fast): the host-proven requantization
+# and the kernel against the reference kernel, case by case, on the host
+# --------------------------------------------------------------------------- #
+
+def _tflm_requant(acc: int, m: int, shift: int) -> int:
+    """TFLM's MultiplyByQuantizedMultiplier in Python integers (int32 wrap of the left shift)."""
+    left, right = max(shift, 0), max(-shift, 0)
+    x = ((acc << left) + 2**31) % 2**32 - 2**31
+    if x == m == INT32_MIN:
+        high = INT32_MAX
+    else:
+        t = x * m + (2**30 if x * m >= 0 else 1 - 2**30)
+        high = t // 2**31 if t >= 0 else -((-t) // 2**31)  # C division truncates toward zero
+    mask = (1 << right) - 1
+    rem, threshold = high & mask, (mask >> 1) + (1 if high < 0 else 0)
+    return (high >> right) + (1 if rem > threshold else 0)
+
+
+def test_fast_depthwise_requant_equals_tflm_on_edge_accumulators():
+    """Mode 1's floor((acc * 2^k * M + C) / 2^(31 + E)), clamped, equals TFLM's requantization plus
+    the offset, clamped, for every accumulator at the proof's limits (the extreme sums the weights
+    allow) and around every rounding boundary nearby, for shifts across [E - 8, E]."""
+    from farm.codegen.packing import DW_SHIFT, fast_depthwise_requant
+
+    rng = np.random.default_rng(8)
+    checked = 0
+    for trial in range(60):
+        channels = 4
+        w = rng.integers(-127, 128, size=(channels, 9))
+        w[0, 0] = 127  # a channel at the int16 limit of its scaled weights
+        if trial % 3 == 0:
+            w[1] = 0  # all-zero weights
+        shifts = rng.integers(DW_SHIFT - 8, DW_SHIFT + 1, size=channels) * -1
+        mults = rng.integers(2**30, 2**31, size=channels)
+        if trial % 5 == 0:
+            mults[2] = 0
+        bias = rng.integers(-(2**20), 2**20, size=channels)
+        off = int(rng.integers(-128, 128))
+        lo = int(rng.integers(off, 128)) if trial % 2 else max(off, -128)
+        hi = int(rng.integers(lo, 128)) if trial % 4 == 1 else 127
+        rows = fast_depthwise_requant(w, bias, mults, shifts, off, lo)
+        assert rows is not None
+        for c, (k, const, m) in enumerate(rows):
+            bound = 128 * int(np.abs(w[c]).sum())
+            accs = {0, 1, -1, bound, -bound, bound - 1, -bound + 1}
+            accs |= {int(v) for v in rng.integers(-bound - 1, bound + 1, size=200)}
+            if m:  # accumulators whose product lands next to a rounding boundary
+                step = 2**(31 - int(shifts[c]))
+                for q in rng.integers(-(bound * m) // step - 1, (bound * m) // step + 2, size=50):
+                    a = int(q) * step // m
+                    accs |= {a - 1, a, a + 1}
+            for s in accs:
+                if abs(s) > bound:
+                    continue
+                want = min(max(_tflm_requant(int(bias[c]) + s, int(mults[c]), int(shifts[c])) + off, lo), hi)
+                got = min(max(((s << k) * m + const) >> (31 + DW_SHIFT), lo), hi)
+                assert got == want, (trial, c, s)
+                checked += 1
+    assert checked > 10000
+
+
+def test_python_requant_reference_matches_known_values():
+    assert _tflm_requant(100, 2**30, 0) == 50  # x * 0.5
+    assert _tflm_requant(-3, 2**30, 0) == -1  # -1.5 rounds half up in the high multiply
+    assert _tflm_requant(3, 2**30, -1) == 1  # 1.5 -> 2 (high) -> 2 / 2 = 1
+    assert _tflm_requant(-5, 2**30, -1) == -1  # -2.5 -> -2 (high), -2 / 2 = -1
+    assert _tflm_requant(6, 2**30, -2) == 1  # 3 / 4 = 0.75 -> 1
+    assert _tflm_requant(-6, 2**30, -2) == -1  # -0.75 -> -1
+    assert _tflm_requant(-2, 2**30, -2) == 0  # -1 / 4 = -0.25 -> 0
+    assert _tflm_requant(-6, 2**30, -3) == 0  # -3 / 8 -> 0
+    assert _tflm_requant(-10, 2**30, -3) == -1  # -5 / 8 -> -1 (away from zero past the tie)
+    assert _tflm_requant(-8, 2**30, -3) == -1  # -4 / 8 = -0.5: tie away from zero
+
+
+def test_fast_depthwise_requant_refuses_what_it_cannot_prove():
+    from farm.codegen.packing import DW_SHIFT, fast_depthwise_requant
+
+    w = np.full((4, 9), 100)
+    ok = dict(multipliers=[2**30] * 4, shifts=[-DW_SHIFT] * 4, output_offset=-128, act_min=-128)
+    assert fast_depthwise_requant(w, np.zeros(4), **ok) is not None
+    assert fast_depthwise_requant(w, np.zeros(4), **{**ok, "act_min": -129}) is None  # clamp below the offset
+    assert fast_depthwise_requant(w, np.zeros(4), **{**ok, "shifts": [0, -8, -8, -8]}) is None  # no right shift
+    assert fast_depthwise_requant(w, np.zeros(4), **{**ok, "shifts": [-DW_SHIFT - 1] * 4}) is None
+    assert fast_depthwise_requant(w, np.zeros(4), **{**ok, "shifts": [-DW_SHIFT + 9] * 4}) is None  # k = 9
+    assert fast_depthwise_requant(w, np.full(4, 2**31 - 1000), **ok) is None  # the accumulator could wrap
+
+
+def test_pack_depthwise_3x3_layout():
+    from farm.codegen.packing import depthwise_3x3_stream, pack_depthwise_3x3
+
+    f = np.arange(9 * 8, dtype=np.int64).reshape(1, 3, 3, 8) % 100 - 50
+    words = pack_depthwise_3x3(f.astype(np.int8), np.zeros(8), [0] * 8, [0] * 8, output_offset=0,
+                               act_min=-128).view("<u4")
+    assert words[0] == 0  # mode 0: act_min < output_offset
+    w16 = words[1:].view("<i2")
+    for g in range(2):
+        block = w16[g * 36:(g + 1) * 36].reshape(9, 4)
+        for t in range(9):
+            ky, kx = divmod(t, 3)
+            assert block[t].tolist() == [f[0, ky, kx, 4 * g + j] for j in (0, 2, 1, 3)]
+    assert depthwise_3x3_stream((1, 3, 3, 8), 1) and not depthwise_3x3_stream((1, 3, 3, 6), 1)
+    assert not depthwise_3x3_stream((1, 3, 3, 8), 2) and not depthwise_3x3_stream((1, 5, 5, 8), 1)
+
+
+DW_HOST_CASES = [
+    # (name, h, w, channels, multiplier, stride, dilation, padding, activation, shifts)
+    ("c4-s1-same", 7, 6, 4, 1, 1, 1, "same", "full", "typical"),
+    ("c8-s1-same-relu", 6, 5, 8, 1, 1, 1, "same", "relu", "typical"),
+    ("c64-s1-same-kws", 9, 5, 64, 1, 1, 1, "same", "relu", "typical"),
+    ("c64-s1-valid", 6, 7, 64, 1, 1, 1, "valid", "full", "typical"),
+    ("c8-s2-same", 9, 8, 8, 1, 2, 1, "same", "relu", "typical"),
+    ("c16-s2-valid-odd", 7, 9, 16, 1, 2, 1, "valid", "full", "typical"),
+    ("c8-dilated", 9, 9, 8, 1, 1, 2, "same", "relu6", "typical"),
+    ("c12-s3", 10, 10, 12, 1, 3, 1, "same", "full", "typical"),
+    ("c6-not-by-4", 7, 5, 6, 1, 1, 1, "same", "relu", "typical"),
+    ("c3", 6, 6, 3, 1, 1, 1, "same", "full", "typical"),
+    ("c4-m2", 6, 5, 4, 2, 1, 1, "same", "relu6", "typical"),
+    ("c8-relu6", 5, 6, 8, 1, 1, 1, "same", "relu6", "typical"),
+    ("c8-shift0-large", 5, 5, 8, 1, 1, 1, "same", "full", "wild"),
+    ("c8-shifts-mixed", 6, 6, 8, 1, 1, 1, "same", "relu", "mixed"),
+    ("c4-tiny", 1, 1, 4, 1, 1, 1, "same", "full", "typical"),
+    ("c4-one-row", 1, 7, 4, 1, 1, 1, "same", "relu", "typical"),
+    ("c8-limits", 5, 4, 8, 1, 1, 1, "same", "full", "limits"),
+]
+
+
+def _dw_case(rng: np.random.Generator, case: tuple) -> dict:
+    from farm.codegen.packing import DW_SHIFT
+
+    name, h, w, ch, mult, stride, dil, padding, act, shifts_kind = case
+    out_c = ch * mult
+    span = 2 * dil + 1
+    if padding == "same":
+        out_h, out_w = -(-h // stride), -(-w // stride)
+        pad_h = max((out_h - 1) * stride + span - h, 0) // 2
+        pad_w = max((out_w - 1) * stride + span - w, 0) // 2
+    else:
+        out_h, out_w = (h - span) // stride + 1, (w - span) // stride + 1
+        pad_h = pad_w = 0
+    filt = rng.integers(-127, 128, size=(1, 3, 3, out_c))
+    filt[0, 0, 0, 0] = 127
+    in_zp = int(rng.integers(-128, 128))
+    out_zp = -128 if act in ("relu", "relu6") and rng.random() < 0.5 else int(rng.integers(-100, 100))
+    lo, hi = {"full": (-128, 127), "relu": (max(out_zp, -128), 127),
+              "relu6": (max(out_zp, -128), min(out_zp + 60, 127))}[act]
+    mults = rng.integers(2**30, 2**31, size=out_c)
+    if shifts_kind == "typical":
+        shifts = -rng.integers(DW_SHIFT - 6, DW_SHIFT, size=out_c)
+    elif shifts_kind == "mixed":
+        shifts = -rng.integers(DW_SHIFT - 10, DW_SHIFT + 4, size=out_c)  # some outside mode 1's window
+    elif shifts_kind == "limits":
+        shifts = -np.full(out_c, DW_SHIFT - 8)
+        shifts[::2] = -DW_SHIFT
+        filt[...] = np.where(rng.random(filt.shape) < 0.5, 127, -127)
+    else:  # wild: shift 0, a left shift, large right shifts
+        shifts = rng.choice([0, 1, 3, -1, -20, -31], size=out_c)
+    mults[out_c - 1] = 0 if out_c > 1 else mults[0]
+    bias = rng.integers(-(2**17), 2**17, size=out_c)
+    if shifts_kind == "limits":
+        bias = rng.integers(-(2**28), 2**28, size=out_c)
+    n = 2 if name == "c64-s1-same-kws" else 1
+    x = rng.integers(-128, 128, size=(n, h, w, ch))
+    if shifts_kind == "limits":
+        x = np.where(rng.random(x.shape) < 0.5, 127, -128)
+    return dict(name=name, n=n, h=h, w=w, ch=ch, mult=mult, out_c=out_c, stride=stride, dil=dil, pad_h=pad_h,
+                pad_w=pad_w, out_h=out_h, out_w=out_w, filt=filt, x=x, in_off=-in_zp, out_off=out_zp, lo=lo, hi=hi,
+                mults=mults, shifts=shifts, bias=bias)
+
+
+def _c_list(values) -> str:
+    return ", ".join(str(int(v)) if int(v) != INT32_MIN else "(-2147483647 - 1)" for v in np.ravel(values))
+
+
+def test_depthwise_fast_bit_exact_with_reference_kernel_on_host(tmp_path: Path):
+    """depthwise_conv2d_s8_fast on the code generator's packing == depthwise_conv2d_s8, for 3x3
+    filters with 3, 4, 6, 8, 12, 64 channels (the 3x3 stream when a multiple of 4, the
+    channel-major layout otherwise), strides 1, 2, 3, padding same / valid, dilation, depth
+    multiplier 2, full-range, relu and relu6 clamps, shifts inside and outside mode 1's window
+    (0, left shifts, large right shifts, zero multipliers) and saturated inputs and weights at
+    the proof's limits. Both modes of the stream occur (asserted)."""
+    from farm.codegen.ops.optimized import channel_table
+    from farm.codegen.packing import depthwise_3x3_stream, effective_bias, pack_depthwise, pack_depthwise_3x3
+
+    rng = np.random.default_rng(15)
+    blocks, calls, modes = [], [], set()
+    for i, case in enumerate(DW_HOST_CASES):
+        d = _dw_case(rng, case)
+        filt8 = d["filt"].astype(np.int8)
+        eff = effective_bias(d["bias"], pack_depthwise(filt8).reshape(d["out_c"], 9), d["in_off"])
+        if depthwise_3x3_stream((1, 3, 3, d["out_c"]), d["mult"]):
+            packed = pack_depthwise_3x3(filt8, eff, d["mults"], d["shifts"], output_offset=d["out_off"],
+                                        act_min=d["lo"])
+            modes.add(int(packed[:4].view("<u4")[0]))
+        else:
+            packed = pack_depthwise(filt8)
+        rows = channel_table(tuple(int(v) for v in eff), tuple(int(v) for v in d["mults"]),
+                             tuple(int(v) for v in d["shifts"]))
+        out_size = d["n"] * d["out_h"] * d["out_w"] * d["out_c"]
+        blocks.append(
+            f"static const int8_t x{i}[] = {{{_c_list(d['x'])}}};\n"
+            f"static const int8_t f{i}[] = {{{_c_list(d['filt'])}}};\n"
+            f"static const int8_t p{i}[] __attribute__((aligned(16))) = {{{_c_list(packed)}}};\n"
+            f"static const int32_t b{i}[] = {{{_c_list(d['bias'])}}};\n"
+            f"static const int32_t m{i}[] = {{{_c_list(d['mults'])}}};\n"
+            f"static const int32_t s{i}[] = {{{_c_list(d['shifts'])}}};\n"
+            f"static const tf_channel_s8 ch{i}[] = {{{', '.join(f'{{{b}, {m}, {sh}, {lo}u, {hi}}}' for b, m, sh, lo, hi in rows)}}};\n"
+            f"static int8_t want{i}[{out_size}], got{i}[{out_size}];\n"
+            f"static int8_t scratch{i}[{d['ch']}];\n")
+        calls.append(
+            f"  {{ const tf_depthwise_params_s8 pr = {{{{{d['stride']}, {d['stride']}, {d['dil']}, {d['dil']}, "
+            f"{d['pad_h']}, {d['pad_w']}}}, {d['mult']}, {d['in_off']}, {d['out_off']}, {d['lo']}, {d['hi']}}};\n"
+            f"    const tf_per_channel_quant_params qp = {{m{i}, s{i}}};\n"
+            f"    const tf_out_stage_s8 st = {{ch{i}, {d['out_off']}, {d['lo']}, {d['hi']}}};\n"
+            f"    const tf_dims id = {{{d['n']}, {d['h']}, {d['w']}, {d['ch']}}}, fd = {{1, 3, 3, {d['out_c']}}};\n"
+            f"    const tf_dims od = {{{d['n']}, {d['out_h']}, {d['out_w']}, {d['out_c']}}};\n"
+            f"    int r1 = depthwise_conv2d_s8(&pr, &qp, &id, x{i}, &fd, f{i}, b{i}, &od, want{i});\n"
+            f"    int r2 = depthwise_conv2d_s8_fast(&pr, &st, &id, x{i}, &fd, p{i}, &od, got{i}, scratch{i});\n"
+            f"    int bad = 0;\n"
+            f"    for (int k = 0; k < {out_size}; ++k) bad += want{i}[k] != got{i}[k];\n"
+            f"    printf(\"{d['name']} status %d %d mismatches %d of {out_size}\\n\", r1, r2, bad);\n"
+            f"    fails += r1 != 0 || r2 != 0 || bad != 0; }}\n")
+    assert modes == {0, 1}, modes
+    source = tmp_path / "dw.c"
+    source.write_text("#include <stdio.h>\n#include \"kernels.h\"\n" + "".join(blocks)
+                      + "int main(void) {\n  int fails = 0;\n" + "".join(calls)
+                      + "  printf(\"failed cases %d\\n\", fails);\n  return fails != 0;\n}\n")
+    exe = tmp_path / "dw"
+    srcs = [str(KERNELS / "src" / f) for f in ("depthwise_conv2d_s8.c", "depthwise_conv2d_s8_fast.c")]
+    build = subprocess.run(["gcc", *HOST_CFLAGS, f"-I{KERNELS / 'include'}", str(source), *srcs, "-o", str(exe)],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert "failed cases 0" in run.stdout, run.stdout
+    assert run.stdout.count("mismatches 0 of") == len(DW_HOST_CASES), run.stdout

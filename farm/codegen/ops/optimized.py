@@ -16,16 +16,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from farm.codegen.emit import c_int
+from farm.codegen.inplace import pointwise_in_place
 from farm.codegen.ir import Step, StepEmitter
 from farm.codegen.ops.common import Window, int8_conv_params
-from farm.codegen.packing import effective_bias, pack_depthwise, pack_rows
+from farm.codegen.packing import (depthwise_3x3_stream, effective_bias, pack_depthwise, pack_depthwise_3x3,
+                                  pack_rows)
 from farm.codegen.tflite_reader import Tensor
 
 #: kernels that take the shared scratch buffer as their last argument
 SCRATCH_KERNELS = ("conv2d_s8_fast", "conv2d_1x1_s8_fast", "depthwise_conv2d_s8_fast")
 
-#: rows per group of the packed weights, per kernel (mat_mult_s8.h)
-ROW_GROUP = {"conv2d_s8_fast": 2, "conv2d_1x1_s8_fast": 2, "fully_connected_s8_fast": 4}
+#: rows per group of the packed weights, per kernel (mat_mult_s8.h: one layout for all)
+ROW_GROUP = {"conv2d_s8_fast": 4, "conv2d_1x1_s8_fast": 4, "fully_connected_s8_fast": 4}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,8 +90,9 @@ class FastS8(Step):
 def scratch_bytes(kernel: str, depth: int) -> int:
     """Scratch a convolution kernel needs (kernels.h): the im2col columns of two pixels
     (conv2d_s8_fast), then the int16 copy of two columns the DSP path multiplies
-    (TF_MAT_MULT_EXT_WORDS, in mat_mult_s8.h)."""
-    ext = 16 * (depth // 4)
+    (TF_MAT_MULT_EXT_WORDS words, in mat_mult_s8.h: 4 per chunk of 4 bytes of depth,
+    an even number of chunks)."""
+    ext = 4 * 8 * -(-depth // 8)
     if kernel == "conv2d_1x1_s8_fast":
         return max(ext, 4)
     return (2 * depth + 3) // 4 * 4 + ext
@@ -130,9 +133,14 @@ def conv_s8(*, op_index: int, opcode: str, depthwise: bool, x: Tensor, w: Tensor
                   depth_multiplier=depth_multiplier)
     stride = f"stride {window.stride_h}x{window.stride_w}"
     if depthwise:
-        packed = pack_depthwise(weights)
         taps = filter_dims[1] * filter_dims[2]
-        eff = effective_bias(_bias_data(bias), packed.reshape(filter_dims[3], taps), input_offset)
+        channel_major = pack_depthwise(weights)
+        eff = effective_bias(_bias_data(bias), channel_major.reshape(filter_dims[3], taps), input_offset)
+        if depthwise_3x3_stream(filter_dims, depth_multiplier):
+            packed = pack_depthwise_3x3(weights, eff, multipliers, shifts, output_offset=output_offset,
+                                        act_min=act_min)
+        else:
+            packed = channel_major
         return FastS8(kernel="depthwise_conv2d_s8_fast", packed=tuple(int(v) for v in packed),
                       bias_eff=tuple(int(v) for v in eff), description=f"{activation}, {stride}",
                       scratch_bytes=input_dims[3], **common)
@@ -144,10 +152,12 @@ def conv_s8(*, op_index: int, opcode: str, depthwise: bool, x: Tensor, w: Tensor
     pointwise = (k_h, k_w) == (1, 1) and (window.stride_h, window.stride_w) == (1, 1) \
         and (window.pad_h, window.pad_w) == (0, 0) and input_dims[1:3] == output_dims[1:3]
     kernel = "conv2d_1x1_s8_fast" if pointwise else "conv2d_s8_fast"
-    packed = pack_rows(rows, ROW_GROUP[kernel])
+    packed = pack_rows(rows, ROW_GROUP[kernel], read_ahead=True)  # tf_mat_mult_s8_g2
+    # the pointwise kernel may write over its own input (conv2d_1x1_s8_fast.c checks the distance)
+    in_place = (pointwise_in_place(y.index, x.index, depth=group_c, rows=out_c),) if pointwise else ()
     return FastS8(kernel=kernel, packed=tuple(int(v) for v in packed), bias_eff=tuple(int(v) for v in eff),
                   description=f"{activation}, {stride}" + ("" if pointwise else ", im2col of 2 pixels"),
-                  scratch_bytes=scratch_bytes(kernel, k_h * k_w * group_c), **common)
+                  scratch_bytes=scratch_bytes(kernel, k_h * k_w * group_c), in_place=in_place, **common)
 
 
 def fully_connected_s8(*, op_index: int, opcode: str, x: Tensor, w: Tensor, bias: Tensor | None, y: Tensor,

@@ -51,6 +51,34 @@ static inline int32_t tf_smlad(uint32_t a, uint32_t b, int32_t acc) {
   return r;
 }
 
+/* acc + a.lo * b.lo (int16 halves) */
+static inline int32_t tf_smlabb(uint32_t a, uint32_t b, int32_t acc) {
+  int32_t r;
+  __asm__("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+  return r;
+}
+
+/* acc + a.hi * b.hi (int16 halves) */
+static inline int32_t tf_smlatt(uint32_t a, uint32_t b, int32_t acc) {
+  int32_t r;
+  __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+  return r;
+}
+
+/* a.lo * b.lo (int16 halves) */
+static inline int32_t tf_smulbb(uint32_t a, uint32_t b) {
+  int32_t r;
+  __asm__("smulbb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+
+/* a.hi * b.hi (int16 halves) */
+static inline int32_t tf_smultt(uint32_t a, uint32_t b) {
+  int32_t r;
+  __asm__("smultt %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+
 #endif /* TF_DSP */
 
 #endif /* DSP_S8_H */

@@ -67,13 +67,20 @@ tf_status conv2d_s8_fast(const tf_conv_params_s8 *params, const tf_out_stage_s8 
                          const tf_dims *output_dims, int8_t *output, int8_t *scratch);
 
 /* CONV_2D 1x1, stride 1, no padding, not grouped: packed_filter arranged by 2
- * rows; scratch: 16 * (input_channels / 4) bytes, 4-byte aligned. */
+ * rows; scratch: 16 * (input_channels / 4) bytes, 4-byte aligned. The output
+ * may overlap the input if it ends no later relative to it, pixel pair after
+ * pixel pair (see the .c), then with 2 * input_channels bytes more scratch
+ * (rounded up to 4) unless input_channels % 4 == 0 and output_channels is even. */
 tf_status conv2d_1x1_s8_fast(const tf_out_stage_s8 *stage,
                              const tf_dims *input_dims, const int8_t *input,
                              const tf_dims *filter_dims, const int8_t *packed_filter,
                              const tf_dims *output_dims, int8_t *output, int8_t *scratch);
 
-/* DEPTHWISE_CONV_2D, any depth multiplier: packed_filter[oc][kernel_h * kernel_w];
+/* DEPTHWISE_CONV_2D, any depth multiplier. packed_filter: for 3x3 filters with
+ * depth multiplier 1 and channels a multiple of 4, the word stream of
+ * pack_depthwise_3x3 (farm/codegen/packing.py: a mode word, then per 4
+ * channels int16 tap pairs and, in the host-proven fast mode, 64-bit rounding
+ * constants; aligned to 4); otherwise packed_filter[oc][kernel_h * kernel_w].
  * scratch: input_channels bytes. */
 tf_status depthwise_conv2d_s8_fast(const tf_depthwise_params_s8 *params, const tf_out_stage_s8 *stage,
                                    const tf_dims *input_dims, const int8_t *input,

@@ -5,11 +5,17 @@
  * (bias[r] = bias + input_offset * sum_k w[r][k]), so the inner loops multiply
  * raw int8 values.
  *
- * Weights are pre-arranged on the host (farm/codegen/packing.py) in groups of
- * G rows: for each group, for each 4-byte chunk of depth, the chunk of each of
- * the G rows (G words in a row); then the G rows' last depth % 4 bytes, row
- * after row. Rows left over (rows % G) follow unpacked, row after row. One
- * pointer walks the weights in the order the inner loop reads them.
+ * Weights are pre-arranged on the host (farm/codegen/packing.py, pack_rows):
+ * every row is padded with zeros to P = 4 * ceil(depth / 4) bytes, a whole
+ * number of 4-byte chunks. Rows go in groups of 4: for each chunk, the chunk
+ * of each of the 4 rows (16 bytes, 4 words in a row). When 2 or 3 rows are
+ * left, the next 2 form a group the same way (8 bytes per chunk); an odd last
+ * row follows alone (P bytes). For tf_mat_mult_s8_g2, when the number of
+ * chunks is odd, 16 zero bytes follow: its DSP loop takes two chunks a turn
+ * and reads one past the rows (multiplying it by zeros, see `ext`). Every
+ * group is a whole number of words, so the words stay aligned when the array
+ * is (the code generator aligns it to 16). One pointer walks each group in
+ * the order the inner loops read it.
  */
 #ifndef MAT_MULT_S8_H
 #define MAT_MULT_S8_H
@@ -18,15 +24,17 @@
 
 #include "tf_types.h"
 
-/* G = 4: one input vector x[depth] -> out[rows]. */
+/* One input vector x[depth] -> out[rows]. */
 void tf_mat_vec_s8_g4(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x,
                       const tf_out_stage_s8 *stage, int8_t *out);
 
-/* G = 2: two input vectors -> out0[rows], out1[rows]; x1 == NULL computes x0 only.
- * ext: TF_MAT_MULT_EXT_WORDS(depth) words of scratch, where the DSP path keeps
- * both vectors sign-extended to int16 (CMSIS-NN's s8 -> s16 step); unused by
- * the portable path. */
-#define TF_MAT_MULT_EXT_WORDS(depth) (4 * ((depth) / 4))
+/* Two input vectors (two columns) -> out0[rows], out1[rows]; x1 == NULL
+ * computes x0 only. Reads x0 and x1 before it writes any output.
+ * ext: TF_MAT_MULT_EXT_WORDS(depth) words of scratch, 4-byte aligned, where
+ * the DSP path keeps both vectors sign-extended to int16 (CMSIS-NN's
+ * s8 -> s16 step), a whole even number of chunks, zero-padded; the other
+ * paths leave it untouched. */
+#define TF_MAT_MULT_EXT_WORDS(depth) (8 * (((depth) + 7) / 8))
 void tf_mat_mult_s8_g2(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x0, const int8_t *x1,
                        const tf_out_stage_s8 *stage, int8_t *out0, int8_t *out1, uint32_t *ext);
 

@@ -4,21 +4,43 @@
  * aligned, TF_MAT_MULT_EXT_WORDS(depth) words for mat_mult_s8.c), taps
  * outside the input filled with the input zero point (= -input_offset: their
  * share of the host-folded offset then cancels, as the reference skips them),
- * and multiplied by the weights pre-arranged by 2 rows (mat_mult_s8.c).
+ * and multiplied by the weights pre-arranged by 4 rows (mat_mult_s8.h).
  * Not grouped (filter_dims->c == input_dims->c). Bit-exact with conv2d_s8. */
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels.h"
 #include "mat_mult_s8.h"
 
-static void fill(int8_t *dst, int8_t value, int32_t n) {
-  for (int32_t i = 0; i < n; ++i) {
+/* Word at a time (unaligned words: Armv7-M allows them; elsewhere the
+ * builtin becomes byte moves), then the last bytes. */
+static inline __attribute__((always_inline)) void fill(int8_t *dst, int8_t value, int32_t n) {
+  const uint32_t v = 0x01010101u * (uint8_t)value;
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    __builtin_memcpy(dst + i, &v, 4);
+  }
+  for (; i < n; ++i) {
     dst[i] = value;
   }
 }
 
-static void copy(int8_t *dst, const int8_t *src, int32_t n) {
-  for (int32_t i = 0; i < n; ++i) {
+static inline __attribute__((always_inline)) void copy(int8_t *dst, const int8_t *src, int32_t n) {
+  int32_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint32_t a, b;
+    __builtin_memcpy(&a, src + i, 4);
+    __builtin_memcpy(&b, src + i + 4, 4);
+    __builtin_memcpy(dst + i, &a, 4);
+    __builtin_memcpy(dst + i + 4, &b, 4);
+  }
+  if (i + 4 <= n) {
+    uint32_t a;
+    __builtin_memcpy(&a, src + i, 4);
+    __builtin_memcpy(dst + i, &a, 4);
+    i += 4;
+  }
+  for (; i < n; ++i) {
     dst[i] = src[i];
   }
 }
