@@ -19,7 +19,8 @@ Figures:
   ran (0 when it did not: does not fit, failed), at least the target;
 - ``profile_per_mac``: instructions per multiply-accumulate of one kind of layer, from
   ``farm profile``'s per-function counts (the functions whose name contains
-  ``Goal.functions``) over the MACs of the model's ``Goal.opcode`` layers. ``farm bench``
+  ``Goal.functions``, and the static functions of ``Goal.source``) over the MACs of
+  the model's ``Goal.opcode`` layers. ``farm bench``
   profiles the cell when it benched it (farm.measure.bench_profile) and passes the figure in.
 """
 
@@ -41,7 +42,8 @@ class Goal:
     figure: str  # count | speedup | model_ram | flash | runs_bit_exact | profile_per_mac
     target: float
     unit: str
-    functions: str = ""  # profile_per_mac: the functions counted (a substring of their names)
+    functions: str = ""  # profile_per_mac: the functions counted (a substring of their names) ...
+    source: str = ""  # ... and the static functions of this source file
     opcode: str = ""  # profile_per_mac: the layers whose MACs divide
 
     @property
@@ -57,7 +59,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("IC int8 count, Cortex-M4F", "ic", "int8", "qemu-m4f", "count", 16.0e6, "instructions"),
     Goal("AD int8 count, Cortex-M4F", "ad", "int8", "qemu-m4f", "count", 0.40e6, "instructions"),
     Goal("KWS depthwise 3x3, Cortex-M4F", "kws", "int8", "qemu-m4f", "profile_per_mac", 2.5,
-         "instructions/MAC", functions="depthwise", opcode="DEPTHWISE_CONV_2D"),
+         "instructions/MAC", functions="depthwise", source="depthwise_conv2d_s8_fast.c", opcode="DEPTHWISE_CONV_2D"),
     Goal("VWW int8 model RAM", "vww", "int8", "qemu-m4f", "model_ram", 40_000, "bytes"),
     Goal("IC int8 model RAM", "ic", "int8", "qemu-m4f", "model_ram", 40_000, "bytes"),
     Goal("KWS int8 runs bit-exact, RV32 (16 KiB RAM)", "kws", "int8", "qemu-rv32", "runs_bit_exact", 1.0,

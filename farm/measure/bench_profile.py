@@ -3,8 +3,9 @@
 of the goal's layers.
 
 Attribution is per function, as `farm profile` measures it: a kernel's inlined helpers count
-as the kernel; a helper the compiler keeps out of line counts when its name also contains
-``Goal.functions`` (the kernels' helpers are named after their kernel)."""
+as the kernel; the functions counted are those whose name contains ``Goal.functions`` and the
+file-local (static) functions of the kernel's source file ``Goal.source``, found in the
+ELF's symbol table (each file's local symbols follow its STT_FILE entry)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,30 @@ def layer_macs(tflite: Path, opcode: str, kernels: str = "optimized") -> int:
     return sum(step.macs for step in lower(read_tflite(tflite), kernels).steps if step.opcode == opcode)
 
 
-def per_mac(profile: Profile, functions: str, macs: int) -> float:
-    """Instructions per MAC in the profiled functions whose name contains `functions`."""
+def local_functions(elf: Path, source: str) -> set[str]:
+    """The names of the file-local functions that `source` (a file name) put into `elf`."""
+    from elftools.elf.elffile import ELFFile
+
+    names: set[str] = set()
+    with open(elf, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        current = None
+        for sym in symtab.iter_symbols() if symtab is not None else ():
+            kind, bind = sym["st_info"]["type"], sym["st_info"]["bind"]
+            if kind == "STT_FILE":
+                current = Path(sym.name).name
+            elif kind == "STT_FUNC" and bind == "STB_LOCAL" and current == source:
+                names.add(sym.name)
+    return names
+
+
+def per_mac(profile: Profile, functions: str, macs: int, *, source: str = "") -> float:
+    """Instructions per MAC in the profiled functions whose name contains `functions`, plus
+    the local functions of the source file `source` (when given)."""
     if macs <= 0:
         raise ValueError(f"no multiply-accumulates in the layers of {functions!r}")
-    counted = sum(f.instructions for f in profile.functions if functions in f.function)
+    local = local_functions(profile.elf, source) if source else set()
+    counted = sum(f.instructions for f in profile.functions if functions in f.function or f.function in local)
     return counted / macs
 
 
@@ -48,5 +68,6 @@ def profile_goals(rows: Sequence[BenchRow], devices: Sequence[Any], *, state: Pa
         progress(f"profiling {g.model}/{g.variant} on {g.device} for '{g.name}'")
         profile = run_profile(by_name[g.device], g.model, g.variant)
         art = build_variant(g.model, g.variant, state / "models")
-        figures[g.name] = per_mac(profile, g.functions, layer_macs(art.tflite_path, g.opcode, kernels))
+        figures[g.name] = per_mac(profile, g.functions, layer_macs(art.tflite_path, g.opcode, kernels),
+                                  source=g.source)
     return figures

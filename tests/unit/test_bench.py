@@ -185,3 +185,27 @@ def test_farm_bench_reference_kernels_are_slower_and_as_exact(state_dir: Path):
     store = ResultsStore(default_db_url(state_dir))
     (record,) = store.results_for_run(docs["reference"]["run_id"])
     assert record.details["kernels"] == "reference"
+
+
+def test_a_kernels_static_functions_are_found_by_its_source_file(tmp_path):
+    """The out-of-line helpers of a kernel file count for its layer goal: local function
+    symbols grouped under the file's STT_FILE entry of the ELF's symbol table."""
+    from fixtures_tools import require_tool
+
+    from farm.measure.bench_profile import local_functions
+
+    require_tool("gcc")
+    (tmp_path / "kernel_a.c").write_text(
+        "__attribute__((noinline)) static int helper_one(int x) { return x * 3; }\n"
+        "__attribute__((noinline)) static int helper_two(int x) { return x + 7; }\n"
+        "int kernel_a(int x) { return helper_one(x) + helper_two(x); }\n")
+    (tmp_path / "main.c").write_text(
+        "int kernel_a(int x);\n__attribute__((noinline)) static int helper_three(int x) { return x - 1; }\n"
+        "int (*volatile keep)(int) = helper_three;\n"
+        "int main(void) { return kernel_a(keep(2)) == 0; }\n")
+    elf = tmp_path / "prog"
+    subprocess.run(["gcc", "-O2", str(tmp_path / "kernel_a.c"), str(tmp_path / "main.c"), "-o", str(elf)],
+                   check=True, capture_output=True)
+    assert local_functions(elf, "kernel_a.c") == {"helper_one", "helper_two"}
+    assert local_functions(elf, "main.c") == {"helper_three"}
+    assert local_functions(elf, "other.c") == set()
