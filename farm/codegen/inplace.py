@@ -37,7 +37,8 @@ class RasterOrder:
     `along`: "x", a block is `block` pixels of one output row (rows top to bottom,
     each left to right); "y", `block` rows are done together, a block being those
     rows' pixels of one column (columns left to right), the rows left over at the
-    bottom then along x."""
+    bottom then along x; "flat", a block is `block` consecutive pixels of the whole
+    output in NHW order, across rows and batches (conv2d_s8_fast's im2col pairs)."""
 
     block: int = 1
     buffered: bool = False
@@ -45,8 +46,11 @@ class RasterOrder:
 
     def blocks(self, batches: int, height: int, width: int) -> list[np.ndarray]:
         """The output pixels (flat NHW indices) of each block, in the order they are written."""
-        if self.block < 1 or self.along not in ("x", "y"):
+        if self.block < 1 or self.along not in ("x", "y", "flat"):
             raise ValueError(f"not an order: {self}")
+        if self.along == "flat":
+            total = batches * height * width
+            return [np.arange(i, min(i + self.block, total)) for i in range(0, total, self.block)]
         out: list[np.ndarray] = []
         for b in range(batches):
             base = b * height * width
@@ -132,6 +136,9 @@ RASTER_KERNELS: dict[str, RasterOrder | tuple[RasterOrder, ...]] = {
     # pixel pairs along x, or pairs of rows column by column with the last row along x;
     # taps outside the input read the zero-point row in scratch, never the input
     "depthwise_conv2d_s8_fast": (RasterOrder(), RasterOrder(block=2), RasterOrder(block=2, along="y")),
+    # two consecutive output pixels (across rows and batches) gathered into scratch, then
+    # multiplied from there and written
+    "conv2d_s8_fast": RasterOrder(block=2, buffered=True, along="flat"),
 }
 
 

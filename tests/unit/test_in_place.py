@@ -172,6 +172,10 @@ WINDOW_CASES = [
     ((5, 5, 2), (1, 1), (1, 1), (0, 0), (5, 5), RasterOrder(block=2, buffered=True), False),
     ((7, 5, 4), (3, 3), (1, 1), (1, 1), (7, 5), RasterOrder(block=2, along="y"), True),  # pairs of rows
     ((9, 6, 4), (3, 3), (2, 2), (1, 1), (5, 3), RasterOrder(block=2, along="y"), True),
+    # conv2d_s8_fast: pairs of consecutive pixels across row ends (odd widths), gathered first
+    ((7, 5, 2), (3, 3), (1, 1), (1, 1), (7, 5), RasterOrder(block=2, buffered=True, along="flat"), False),
+    ((9, 7, 3), (3, 3), (2, 2), (1, 1), (5, 4), RasterOrder(block=2, buffered=True, along="flat"), False),
+    ((6, 3, 4), (1, 1), (1, 1), (0, 0), (6, 3), RasterOrder(block=2, buffered=True, along="flat"), False),
 ]
 
 
