@@ -10,7 +10,6 @@ the nightly's portability verdict is confirmed by execution (or decoded when not
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,36 +38,27 @@ def _pairs(variants: Any = None) -> list[Any]:
             if variants is None or v in variants]
 
 
-def _check(device: Any, model: str, variant: str, state: Path) -> Any:
-    """The static portability report of the (model, variant) build for the device; skips what does not fit."""
-    from farm.models import build_variant
-    from farm.models.native_output import native_output_to
-    from farm.build.fits import DoesNotFit, check_fits
-    from farm.build.prepare import prepare_firmware
-    from farm.preflight.portability import check_device
-
-    with native_output_to(state / "logs" / "tensorflow.log"):
-        art = build_variant(model, variant, state / "models")
-    try:
-        fw = prepare_firmware(art.tflite_path, model, variant, device, state)
-        check_fits(device, fw)
-    except DoesNotFit as exc:
-        pytest.skip(f"{model}/{variant} does not fit {device.name}: {exc}")
-    return check_device(fw.build.elf, device, variant)
+def _check(device: Any, static_portability: Any, model: str, variant: str) -> Any:
+    """The static portability report of the (model, variant) build for the device (made once per
+    night: on the cluster's host-only prepare job, or here); skips what does not fit."""
+    check = static_portability(model, variant)
+    if check.does_not_fit is not None:
+        pytest.skip(f"{model}/{variant} does not fit {device.name}: {check.does_not_fit}")
+    return check.report
 
 
 @over("model", _with("int8"))
-def test_int8_build_is_float_free(device, farm_state, model):
-    report = _check(device, model, "int8", farm_state)
+def test_int8_build_is_float_free(device, static_portability, model):
+    report = _check(device, static_portability, model, "int8")
     assert report.float_free, f"{device.name} {model}/int8: {report.summary()}"
     assert report.portable, report.summary()
 
 
 @over("model,variant", _pairs(("float32", "dynamic")))
 @pytest.mark.farm_select(fpu="none")
-def test_float_builds_without_fpu_are_soft_float(device, farm_state, model, variant):
+def test_float_builds_without_fpu_are_soft_float(device, static_portability, model, variant):
     """float32, and dynamic range (its input quantization and float rescale): soft-float, allowed."""
-    report = _check(device, model, variant, farm_state)
+    report = _check(device, static_portability, model, variant)
     assert report.portable, report.summary()
     assert not report.fpu_instructions, f"{device.name} {model}/{variant} has FPU instructions: {report.summary()}"
     assert report.float_kind == "soft-float" and report.softfloat_call_sites > 0, report.summary()
@@ -77,19 +67,19 @@ def test_float_builds_without_fpu_are_soft_float(device, farm_state, model, vari
 
 @over("model", _with("dynamic"))
 @pytest.mark.farm_select(fpu="sp")
-def test_dynamic_with_fpu_is_hard_float(device, farm_state, model):
+def test_dynamic_with_fpu_is_hard_float(device, static_portability, model):
     """On a core with a single-precision FPU the dynamic build's float parts run on it (hard-float
     ABI, FPU instructions on the inference path); the double-precision steps TensorFlow Lite's
     asymmetric input quantization takes, if any, stay libgcc calls on it."""
-    report = _check(device, model, "dynamic", farm_state)
+    report = _check(device, static_portability, model, "dynamic")
     assert report.portable, report.summary()
     assert report.fpu_instructions and report.float_kind in ("hard-float", "hard+soft-float"), report.summary()
     assert report.elf_float_abi == "hard"
 
 
 @over("model,variant", _pairs())
-def test_no_instruction_the_core_lacks(device, farm_state, model, variant):
-    report = _check(device, model, variant, farm_state)
+def test_no_instruction_the_core_lacks(device, static_portability, model, variant):
+    report = _check(device, static_portability, model, variant)
     assert report.portable, f"{device.name} {model}/{variant}: {report.summary()}"
 
 

@@ -26,9 +26,11 @@ from farm.pytest_plugin.fixtures import (  # noqa: F401
     farm_measurements,
     farm_results,
     farm_state,
+    farm_static_checks,
     farm_user_models,
     measure,
     portability,
+    static_portability,
 )
 from farm.pytest_plugin.cluster import (  # noqa: F401
     pytest_collection_finish,

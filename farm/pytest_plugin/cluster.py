@@ -4,7 +4,10 @@ With ``--farm-scheduler`` (or ``$FARM_SCHEDULER``) set to ``local`` (a local clu
 for the session, one worker per board: farm.scale.cluster) or a scheduler's address,
 the plugin submits at the end of collection every (device, model, variant) the
 collected tests will measure (farm.pytest_plugin.planning) and the ``measure``
-fixture returns the finished job's record (farm.scale.dispatch.Dispatcher). Without
+fixture returns the finished job's record (farm.scale.dispatch.Dispatcher); the
+``portability`` fixture's cells are board jobs too, and the static portability
+checks (``static_portability``) come from the host-only prepare job of each
+(device, model, variant), one per run, on any worker. Without
 it (``in-process``, the default of a plain ``pytest``) ``measure`` measures in this
 process, one board after the other, as it always did. Either way the controller
 (this process) stores the results, and the tests, their names and JUnit XML are the
@@ -68,7 +71,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     scheduler = scheduler_of(config)
     if scheduler is None or config.getoption("collectonly"):
         return
-    users = [i for i in session.items if {"measure", "portability"} & set(getattr(i, "fixturenames", ()))]
+    users = [i for i in session.items
+             if {"measure", "portability", "static_portability"} & set(getattr(i, "fixturenames", ()))]
     if not users:
         return
     from farm.scale.cluster import open_cluster
@@ -91,18 +95,21 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     progress = config.stash.get(PROGRESS_KEY, None)
     run_id = config.getoption("--farm-run-id")
     lease = lease_policy_for(config, purpose=f"run {run_id}" if run_id is not None else "pytest session")
+    prepared: dict[Any, Any] = {}  # one host-only prepare job per (device, model, variant), shared
     dispatcher = Dispatcher(cluster.client, job_timeout=float(config.getoption("--farm-job-timeout")),
                             worker_wait=float(config.getoption("--farm-worker-wait")),
-                            progress=progress.step if progress else None)
+                            progress=progress.step if progress else None, prepared=prepared)
     cells = Dispatcher(cluster.client, job_timeout=float(config.getoption("--farm-job-timeout")),
                        worker_wait=float(config.getoption("--farm-worker-wait")),
-                       progress=progress.step if progress else None, job=portability_job)
+                       progress=progress.step if progress else None, job=portability_job, prepared=prepared)
     state = SessionCluster(cluster, dispatcher, lease, cells)
     config.stash[CLUSTER_KEY] = state
     for device, model, variant in planned_measurements(users):
         dispatcher.submit(state.spec(device, model, variant))
     for device, model, variant in planned_measurements(users, "portability"):
         cells.submit(state.spec(device, model, variant))
+    for device, model, variant in planned_measurements(users, "static_portability"):
+        dispatcher.prepare(state.spec(device, model, variant))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -253,3 +253,32 @@ def portability(device: Any, farm_state: Path, farm_cells: dict[tuple[str, str, 
         return farm_cells[key]
 
     return _cell
+
+
+@pytest.fixture(scope="session")
+def farm_static_checks() -> dict[tuple[str, str, str], Any]:
+    """Session cache: each (device, model, variant) is checked statically once."""
+    return {}
+
+
+@pytest.fixture
+def static_portability(device: Any, farm_state: Path, farm_static_checks: dict[tuple[str, str, str], Any],
+                       pytestconfig: pytest.Config) -> Callable[..., Any]:
+    """``static_portability(model, variant)`` -> farm.measure.static_check.StaticCheck: the static
+    portability report of the very ELF that would be flashed on the device (or why it does not
+    fit). Made once per session: on the session's cluster by the host-only prepare job of that
+    (device, model, variant), on whichever worker ran it; in this process otherwise (and when
+    the cluster could not: the check then fails here the way it failed there)."""
+    from farm.measure.static_check import static_check
+
+    cluster = session_cluster(pytestconfig)
+
+    def _static(model: str, variant: str) -> Any:
+        key = (device.name, model, variant)
+        if key not in farm_static_checks:
+            check = cluster.dispatcher.static(cluster.spec(device, model, variant)) if cluster is not None else None
+            farm_static_checks[key] = check if check is not None else static_check(device, model, variant,
+                                                                                   farm_state)
+        return farm_static_checks[key]
+
+    return _static

@@ -74,9 +74,11 @@ class Dispatcher:
 
     def __init__(self, client: Any, *, job_timeout: float = DEFAULT_JOB_TIMEOUT,
                  worker_wait: float = DEFAULT_WORKER_WAIT, progress: Callable[[str], None] | None = None,
-                 job: BoardJob = measure_job) -> None:
+                 job: BoardJob = measure_job, prepared: "dict[Key, Any] | None" = None) -> None:
         self.client = client
         self.job = job
+        #: (board, model, variant) -> its host-only prepare job; dispatchers of one run share it
+        self.prepared: dict[Key, Any] = prepared if prepared is not None else {}
         self.job_timeout = job_timeout
         self.worker_wait = worker_wait
         self.progress = progress
@@ -106,18 +108,40 @@ class Dispatcher:
             self.progress(str(event[1].get("message", "")))
 
     # ----------------------------------------------------------------- submitting
+    def prepare(self, spec: MeasureSpec) -> Any:
+        """The host-only prepare job of ``spec``'s (device, model, variant), submitted once per run
+        (no resource: any worker), shared by every dispatcher given the same ``prepared``."""
+        key3 = (spec.board, spec.model, spec.variant)
+        future = self.prepared.get(key3)
+        if future is None:
+            tag = _slug(f"{spec.board}-{spec.model}-{spec.variant}-{uuid.uuid4().hex[:6]}")
+            future = self.client.submit(prepare_job, spec.device, spec.model, spec.variant, spec.kernels,
+                                        spec.project, key=f"prepare-{tag}", pure=False)
+            self.prepared[key3] = future
+        return future
+
     def submit(self, spec: MeasureSpec) -> None:
-        """Queue the measurement (once per (device, model, variant)) and its prepare job."""
+        """Queue the board job (once per (device, model, variant)), after its prepare job."""
         key3 = (spec.board, spec.model, spec.variant)
         if key3 in self.futures:
             return
-        tag = _slug(f"{spec.board}-{spec.model}-{spec.variant}-{uuid.uuid4().hex[:6]}")
-        prepared = self.client.submit(prepare_job, spec.device, spec.model, spec.variant, spec.kernels,
-                                      spec.project, key=f"prepare-{tag}", pure=False)
-        key = f"measure-{tag}"
+        prepared = self.prepare(spec)
+        key = f"{self.job.__name__.removesuffix('_job')}-{_slug(f'{spec.board}-{spec.model}-{spec.variant}')}" \
+              f"-{uuid.uuid4().hex[:6]}"
         self.keys[key3] = key
         self.futures[key3] = self.client.submit(self.job, spec, prepared, key, key=key, pure=False,
                                                 resources={board_resource(spec.board): 1})
+
+    def static(self, spec: MeasureSpec) -> Any:
+        """The static portability check (farm.measure.static_check.StaticCheck) its prepare job
+        made, or None when it could not (its worker died, it failed, or no answer within the
+        job timeout): the caller then checks in process."""
+        future = self.prepare(spec)
+        try:
+            done = future.result(timeout=self.job_timeout)
+        except Exception:  # noqa: BLE001 -- a lost worker, a timeout: checked in process instead
+            return None
+        return done.get("static") if isinstance(done, dict) else None
 
     # ----------------------------------------------------------------- results
     def outcome(self, spec: MeasureSpec) -> JobOutcome:

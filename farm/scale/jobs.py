@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from farm.board.leases import DeviceBusy, DeviceQuarantined, LeasePolicy
@@ -130,25 +130,26 @@ def _progress(board: str) -> Any:
 
 def prepare_job(device: Any, model: str, variant: str, kernels: str = "optimized",
                 project: str | None = None) -> dict[str, Any]:
-    """Host-only work of a measurement: the model's variant and its firmware for the device,
-    into this worker's caches (under the controller's ``project``). Never raises: the board
-    job meets the same failure again and reports it through the one map
-    (farm.measure.job.status_of)."""
-    from farm.build.prepare import prepare_firmware
-    from farm.models import build_variant
-    from farm.models.native_output import native_output_to
+    """Host-only work of a (device, model, variant): the model's variant and its firmware for
+    the device, into this worker's caches (under the controller's ``project``), and the static
+    portability check of that ELF (``static``: farm.measure.static_check.StaticCheck, what the
+    HIL suite's static tests assert on). Never raises: the board job meets the same failure
+    again and reports it through the one map (farm.measure.job.status_of); a static test
+    whose check failed here runs it in the controller, which fails the same way."""
+    from farm.measure.static_check import static_check
 
     state = state_dir()
     started = time.monotonic()
     try:
         enter_project(project)
-        with native_output_to(state / "logs" / "tensorflow.log"):
-            art = build_variant(model, variant, state / "models")
-        firmware = prepare_firmware(art.tflite_path, model, variant, device, state, None, kernels)
+        check = replace(static_check(device, model, variant, state, kernels), made_on=worker_address())
     except Exception as exc:  # noqa: BLE001 -- reported by the board job, by the one map
         return {"error": f"{type(exc).__name__}: {exc}", "worker": worker_address()}
-    return {"firmware_cached": firmware.build.cached, "build_seconds": round(firmware.build.build_seconds, 3),
-            "prepare_seconds": round(time.monotonic() - started, 3), "worker": worker_address()}
+    done: dict[str, Any] = {"static": check, "prepare_seconds": round(time.monotonic() - started, 3),
+                            "worker": worker_address()}
+    if check.firmware_cached is not None:
+        done.update(firmware_cached=check.firmware_cached, build_seconds=round(check.build_seconds, 3))
+    return done
 
 
 def _board_job(board: str, key: str, run: Any) -> JobOutcome:
