@@ -186,6 +186,8 @@ def measure_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: 
         details = dict(record.details or {})
         if prepared and "firmware_cached" in prepared and "firmware_cached" in details:
             details["firmware_cached"] = bool(prepared["firmware_cached"]) and bool(details["firmware_cached"])
+        if prepared and "prepare_seconds" in prepared:  # the host-only job before it: where and how long
+            details.update(prepare_seconds=prepared["prepare_seconds"], prepare_worker=prepared.get("worker"))
         details.update(worker=outcome.worker, job_started=round(outcome.started, 3),
                        job_ended=round(outcome.ended, 3), worker_pid=os.getpid())
         record.details = details
