@@ -58,6 +58,7 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     from farm.cli.nightly_progress import NightlyProgress
     from farm.judge.regression import add_to_junit, judge
     from farm.judge.budgets import stored_verdicts
+    from farm.judge.coverage import missing_boards
     from farm.report.console import SIZE_TABLES_KEY, print_budgets, print_comparison, print_size_tables, \
         print_triad, print_verdict, result_json
     from farm.config.state import state_dir
@@ -96,16 +97,20 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     seconds = time.monotonic() - started
 
     comparison = judge(store, run_id, thresholds)
+    missing = missing_boards(progress.planned_boards, store.results_for_run(run_id), progress.skipped_boards)
     if code == pytest.ExitCode.INTERRUPTED:
         status = "interrupted"
     elif code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
         status = "error"
+    elif missing:  # never PASSED, never the baseline: the night did not measure every board
+        status = "incomplete"
     else:
         status = "passed" if code == pytest.ExitCode.OK and not comparison.regressions else "failed"
     store.update_run_details(run_id, tests=progress.outcomes, pytest_exit_code=int(code), seconds=round(seconds, 2),
                              measured=progress.measured_count, firmware_built=progress.built,
                              firmware_cached=progress.cached, thresholds=thresholds.source,
-                             devices_file=str(inventory_file), keyword=keyword, scheduler=cluster)
+                             devices_file=str(inventory_file), keyword=keyword, scheduler=cluster,
+                             missing_boards=missing)
     store.finish_run(run_id, status)
     comparison.current = store.run(run_id)
 
@@ -118,7 +123,7 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     print_size_tables(out, sizes)
     print_comparison(out, comparison)
     print_budgets(out, budgets)
-    print_verdict(out, run_id, status, comparison, progress.summary(), budgets)
+    print_verdict(out, run_id, status, comparison, progress.summary(), budgets, missing)
     if junit and junit.is_file():
         add_to_junit(junit, comparison, records)
     if report_file:
@@ -130,7 +135,7 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
         for record in records:
             click.echo(json.dumps(result_json(record)))
         click.echo(json.dumps({"comparison": comparison.to_json(), "budgets": budgets, SIZE_TABLES_KEY: sizes,
-                               "status": status}))
+                               "status": status, "missing_boards": missing}))
     if status == "error":
         sys.exit(EXIT_BAD_INPUT if code == pytest.ExitCode.USAGE_ERROR else EXIT_FAILED)
     sys.exit(EXIT_OK if status == "passed" else EXIT_FAILED)

@@ -98,6 +98,11 @@ class NightlyProgress:
         self._progress: Progress | None = None
         self._task: Any = None
         self._config: pytest.Config | None = None
+        #: boards whose collected tests measure (the night means to run their jobs), in order
+        self.planned_boards: list[str] = []
+        #: board -> the first reason one of its tests was skipped (busy, quarantined, ...)
+        self.skipped_boards: dict[str, str] = {}
+        self._board_of: dict[str, str] = {}  # test node id -> its board
 
     # ----------------------------------------------------------------- display
 
@@ -149,12 +154,25 @@ class NightlyProgress:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.total_tests = len(session.items)
+        for item in session.items:
+            callspec = getattr(item, "callspec", None)
+            device = callspec.params.get("device") if callspec is not None else None
+            name = getattr(device, "name", None)
+            if not isinstance(name, str):
+                continue
+            self._board_of[item.nodeid] = name
+            if "measure" in getattr(item, "fixturenames", ()) and name not in self.planned_boards:
+                self.planned_boards.append(name)
         if self._progress is not None:
             self._progress.update(self._task, total=self.total_tests, description=self._tests_text())
         else:
             self._log(f"{self.total_tests} HIL tests collected")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        board = self._board_of.get(report.nodeid)
+        if report.skipped and board is not None and board not in self.skipped_boards:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            self.skipped_boards[board] = str(reason).removeprefix("Skipped: ")
         done = False
         if report.when == "call":
             self.outcomes[report.outcome] += 1

@@ -206,9 +206,10 @@ def comparison_summary(comparison: Any) -> str:
 
 
 def print_verdict(console: Console, run_id: int, status: str, comparison: Any, tests_line: str,
-                  budgets: Sequence[Mapping[str, Any]] = ()) -> None:
-    """The short text summary at the end of a nightly: each regression and each broken budget
-    (``budgets``: the run's stored verdicts, farm.judge.budgets) named, then the verdict."""
+                  budgets: Sequence[Mapping[str, Any]] = (), missing: Mapping[str, str] | None = None) -> None:
+    """The short text summary at the end of a nightly: each regression, each broken budget
+    (``budgets``: the run's stored verdicts, farm.judge.budgets) and each board whose jobs did
+    not run (``missing``: farm.judge.coverage) named, then the verdict."""
     from farm.judge.budgets import broken, budgets_summary
     from farm.judge.regression import sentence
 
@@ -217,8 +218,12 @@ def print_verdict(console: Console, run_id: int, status: str, comparison: Any, t
     for v in broken(budgets):
         console.print(f"[bold red]BUDGET[/] {escape(str(v['sentence']))}  [dim]({escape(str(v['test']))})[/]",
                       soft_wrap=True)
+    for board, why in (missing or {}).items():
+        console.print(f"[bold red]MISSING[/] {escape(board)}: {escape(why)}", soft_wrap=True)
     colour = "green" if status == "passed" else "red"
     summary = escape(comparison_summary(comparison))
+    if missing:
+        summary = f"{len(missing)} board(s) did not run ({escape(', '.join(missing))}); " + summary
     if budgets:
         summary += "; " + escape(budgets_summary(budgets))
     console.print(f"nightly run {run_id}: [bold {colour}]{status.upper()}[/] — {summary}", soft_wrap=True)

@@ -51,7 +51,7 @@ STATUS_COLOURS: dict[str, str] = {
     Status.INFRA_ERROR: "#d6eaf8",  # the farm could not use the board: no verdict on the firmware
 }
 #: the run statuses the verdict box shows as bad
-BAD_RUN_STATUSES = (RunStatus.FAILED, RunStatus.ERROR, RunStatus.ABORTED)
+BAD_RUN_STATUSES = (RunStatus.FAILED, RunStatus.ERROR, RunStatus.ABORTED, RunStatus.INCOMPLETE)
 SEVERITY_COLOURS = {"regression": "#c0392b", "changed": "#b7950b", "improved": "#1e8449", "noise": "#7f8c8d",
                     "new": "#2471a3", "missing": "#8e44ad"}
 #: (metric, label, getter) of the trend plots

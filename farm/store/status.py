@@ -46,6 +46,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"  # its process is alive (or has not been checked)
     PASSED = "passed"
     FAILED = "failed"
+    INCOMPLETE = "incomplete"  # a nightly in which a board's jobs did not run (farm.judge.coverage)
     FINISHED = "finished"  # completed without a verdict
     ERROR = "error"  # the run itself broke
     INTERRUPTED = "interrupted"  # stopped by the user

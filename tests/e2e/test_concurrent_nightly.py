@@ -73,11 +73,19 @@ def test_skip_busy_skips_a_device_another_run_holds(tmp_path: Path, state_dir: P
         shown = _farm("devices", "--db", url, "--json")  # the lease, read back from the same --db
     finally:
         holder.close()
-    assert process.returncode == 0, output[-3000:]
+    # a night in which a board's jobs did not run is not PASSED (exit 1) and says which and why
+    assert process.returncode == 1, output[-3000:]
     assert "qemu-m3 is busy: leased by a long manual session" in output
     assert "measured qemu-m4f sine/int8: ok" in output and "measured qemu-m3" not in output
+    assert "MISSING qemu-m3: no measurement ran: qemu-m3 is busy: leased by a long manual session" in output, \
+        output[-3000:]
+    assert "INCOMPLETE" in output and "1 board(s) did not run (qemu-m3)" in output, output[-3000:]
     names = load_inventory(DEVICES).names
     assert f"{len(names) - 1} passed, 1 skipped" in output  # one test per device, qemu-m3's skipped
+    store = ResultsStore(url)
+    night = store.runs("nightly")[-1]
+    assert night.status == "incomplete" and set(night.details["missing_boards"]) == {"qemu-m3"}
+    assert store.last_passing_run("nightly") is None  # never the baseline
     assert [e["device"] for e in LeaseManager(url).log()].count("qemu-m3") == 1  # only the holder's
     assert shown.returncode == 0, shown.stderr
     states = {row["name"]: row["state"] for row in json.loads(shown.stdout)}
