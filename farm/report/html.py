@@ -430,6 +430,10 @@ def _verdict(data: ReportData) -> str:
              f"<div>{_run_line(run)}</div><div>{against}</div>",
              *(["<div>Aborted: its process is gone and it never finished; shown are the results it stored "
                 "before.</div>"] if run.status == RunStatus.ABORTED else []),
+             *([f"<div>Incomplete: these boards' jobs did not run, so this night is not PASSED and never the "
+                f"baseline:</div><ul class='missing'>"
+                + "".join(f"<li>{_e(board)}: {_e(why)}</li>" for board, why in details["missing_boards"].items())
+                + "</ul>"] if details.get("missing_boards") else []),
              f"<div>HIL tests: {_e(tests_text)}"
              + (f" · {details['measured']} measured ({details.get('firmware_built', 0)} firmware built, "
                 f"{details.get('firmware_cached', 0)} cached) in {details.get('seconds', 0):.1f} s"

@@ -86,6 +86,11 @@ def test_skip_busy_skips_a_device_another_run_holds(tmp_path: Path, state_dir: P
     night = store.runs("nightly")[-1]
     assert night.status == "incomplete" and set(night.details["missing_boards"]) == {"qemu-m3"}
     assert store.last_passing_run("nightly") is None  # never the baseline
+    report = _farm("report", "--db", url, "--run", "latest-nightly", "--output", str(tmp_path / "night.html"))
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "night.html").read_text()
+    assert "INCOMPLETE" in html and "jobs did not run, so this night is not PASSED" in html
+    assert "qemu-m3: no measurement ran: qemu-m3 is busy" in html
     assert [e["device"] for e in LeaseManager(url).log()].count("qemu-m3") == 1  # only the holder's
     assert shown.returncode == 0, shown.stderr
     states = {row["name"]: row["state"] for row in json.loads(shown.stdout)}
