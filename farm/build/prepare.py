@@ -22,6 +22,7 @@ from farm.build.firmware import BuildTarget, FirmwareBuild, FirmwareBuildError, 
 from farm.build.locks import locked
 from farm.config.machine_flags import machine_flags
 from farm.build.fits import DoesNotFit, linker_overflow
+from farm.build.plan_fits import check_plan_fits, object_too_large
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,18 @@ def prepare_firmware(tflite: Path, name: str, variant: str, device: Any, state: 
     shutil.rmtree(tmp, ignore_errors=True)
     generated = codegen.generate(tflite, tmp, name=name, variant=variant, kernels=kernels)
     try:
+        check_plan_fits(device, generated)  # a 16-bit size_t core: refused before building, from the plan
+    except DoesNotFit:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
         with locked(gen_dir.with_name(f".{gen_dir.name}.lock")):
             if gen_dir.exists():
                 shutil.rmtree(gen_dir)
             tmp.rename(gen_dir)
             build = build_firmware(gen_dir, target or target_for(device), state)
     except FirmwareBuildError as exc:
-        overflow = linker_overflow(str(exc), device)
+        overflow = linker_overflow(str(exc), device) or object_too_large(str(exc), gen_dir, device)
         if overflow:
             raise DoesNotFit(overflow) from None
         raise
