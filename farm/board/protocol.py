@@ -124,13 +124,29 @@ class Timing:
     max_ticks: int
     loop_ticks: int = 0
     null_loop_ticks: int = 0
+    #: the painted stack's high-water mark since boot and the stack reserved, in bytes
+    #: (measured on the board, farm/firmware/lib/harness/include/stack_paint.h); None from a
+    #: harness that does not paint its stack (AVR, the Arduino layer, an older firmware)
+    stack_used_bytes: int | None = None
+    stack_size_bytes: int | None = None
+
+
+_TIMING = struct.Struct("<BIQQQQQ")
+_STACK = struct.Struct("<II")
 
 
 def parse_timing(payload: bytes) -> Timing:
-    status, count, total, lo, hi, loop, null_loop = struct.unpack("<BIQQQQQ", payload)
+    """READ_TIMING's answer: the timing fields, then the stack fields when the harness sends
+    them (a shorter, older answer has none; fields a later harness appends are ignored)."""
+    if len(payload) < _TIMING.size:
+        raise ValueError(f"timing answer of {len(payload)} bytes; expected at least {_TIMING.size}")
+    status, count, total, lo, hi, loop, null_loop = _TIMING.unpack_from(payload)
     if status != Status.OK:
         raise ValueError(f"timing status {status}")
-    return Timing(count, total, lo, hi, loop, null_loop)
+    used = reserved = None
+    if len(payload) >= _TIMING.size + _STACK.size:
+        used, reserved = _STACK.unpack_from(payload, _TIMING.size)
+    return Timing(count, total, lo, hi, loop, null_loop, used, reserved)
 
 
 def parse_identity(payload: bytes) -> dict[str, str]:

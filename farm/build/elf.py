@@ -4,6 +4,9 @@
 * the function symbols and their address ranges, aliases merged, the function
   at an address and by name (:func:`read_functions`, :class:`ElfFunctions`);
 * the function symbol at a fault's address (:func:`symbol_at`);
+* the entry address, a symbol's value and a data object's words (the stack bound's root, the
+  stack top, the Cortex-M vector table: :func:`entry_point`, :func:`symbol_address`,
+  :func:`object_words`);
 * flash and RAM the ELF needs, per allocated section (:func:`elf_sizes`), and the
   file's hash (:func:`file_sha256`).
 
@@ -136,6 +139,42 @@ def read_functions(path: Path) -> ElfFunctions:
     return ElfFunctions(path, arch, float_abi, sorted(merged.values(), key=lambda f: f.start))
 
 
+def entry_point(path: Path) -> int:
+    """The ELF's entry address (e_entry: Reset_Handler / _start), Thumb bit cleared."""
+    with path.open("rb") as fh:
+        return int(ELFFile(fh)["e_entry"]) & ~1
+
+
+def symbol_address(path: Path, name: str) -> int | None:
+    """The value of the symbol ``name`` (any type, e.g. the linker script's ``__stack_top__``)."""
+    with path.open("rb") as fh:
+        table = ELFFile(fh).get_section_by_name(".symtab")
+        if not isinstance(table, SymbolTableSection):
+            return None
+        return next((int(s["st_value"]) for s in table.iter_symbols() if s.name == name), None)
+
+
+def object_words(path: Path, name: str) -> list[int] | None:
+    """The little-endian 32-bit words of the data object symbol ``name`` (e.g. the Cortex-M
+    vector table ``g_vectors``) as the ELF's section holds them; None when there is no such
+    object with contents."""
+    with path.open("rb") as fh:
+        elf = ELFFile(fh)
+        table = elf.get_section_by_name(".symtab")
+        if not isinstance(table, SymbolTableSection):
+            return None
+        sym = next((s for s in table.iter_symbols() if s.name == name and s["st_info"]["type"] == "STT_OBJECT"),
+                   None)
+        if sym is None or sym["st_shndx"] in ("SHN_UNDEF", "SHN_ABS", "SHN_COMMON"):
+            return None
+        section = elf.get_section(sym["st_shndx"])
+        if section["sh_type"] == "SHT_NOBITS":
+            return None
+        start = int(sym["st_value"]) - int(section["sh_addr"])
+        data = section.data()[start : start + int(sym["st_size"])]
+    return [int.from_bytes(data[i : i + 4], "little") for i in range(0, len(data) - 3, 4)]
+
+
 def symbol_at(path: Path, address: int) -> str | None:
     """The first function symbol (in table order) whose range holds ``address``, Thumb bit
     ignored; None for a stripped ELF or an address outside every function."""
@@ -157,7 +196,8 @@ class ElfSizes:
     """Flash and RAM an ELF needs (``size`` semantics) and each allocated section's size.
 
     flash = every allocated section with contents (code, constants, the load image of
-    .data); RAM = every allocated writable section (.data, .bss and the fixed .stack)."""
+    .data); RAM = every allocated writable section (.data, .bss and the .stack reserved, sized
+    from the stack's static bound: farm.build.stack)."""
 
     flash_bytes: int
     ram_bytes: int

@@ -2,8 +2,14 @@
 
 Builds are cached by a content hash of everything that goes into the ELF: the
 generated model, the harness, kernels and platform sources, the board, the
-machine and optimization flags and the compiler version. An unchanged input is
-never rebuilt. PlatformIO runs offline against a project-local core dir
+machine and optimization flags, the compiler version and the stack analysis. An
+unchanged input is never rebuilt.
+
+The stack is sized in two steps (Arm and RISC-V boards of the local platform): a first link
+with no stack reservation and the RAM region opened (it links whatever the size), whose code and GCC's -fstack-usage frames give the static bound
+(farm.build.stack), then a relink with ``__stack_size`` = bound + margin (the project's
+``stack_size`` file, read by the platform's builder; only the link step runs again). Where
+the bound is not computable the linker script's fixed reservation stays, with the reason. PlatformIO runs offline against a project-local core dir
 (farm.build.platformio_env).
 """
 
@@ -17,6 +23,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from farm.config.machine_flags import MachineFlags
 from farm.build.locks import locked
@@ -25,6 +32,16 @@ from farm.build.platformio_env import ensure_core_dir, pio_environment
 FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
 OPT_FLAGS = ("-O2",)
 COMPILER = {"arm": "arm-none-eabi-gcc", "riscv": "riscv64-unknown-elf-gcc", "avr": "avr-gcc"}
+#: the sources that compute the stack reservation (the bound, its margin): in the build key
+_FARM = Path(__file__).resolve().parents[1]
+STACK_ANALYSIS = (_FARM / "build" / "stack.py", _FARM / "preflight" / "call_graph.py",
+                  _FARM / "preflight" / "disassembly.py")
+#: architectures whose firmware gets a stack sized from its static bound (AVR keeps avr-libc's)
+SIZED_STACK_ARCHS = ("arm", "riscv")
+#: an ELF -> its disassembly and call graph (farm.preflight's read_elf_code and call_graph, handed
+#: in by a caller above preflight: farm.measure.job.elf_code_and_graph); None: no stack sizing,
+#: the linker script's fixed reservation
+CodeReader = Callable[[Path], tuple[Any, Any]]
 
 
 class FirmwareBuildError(RuntimeError):
@@ -50,6 +67,13 @@ class FirmwareBuild:
     float_abi: str
     cached: bool
     build_seconds: float
+    #: the stack: the static bound (bytes, None when not computable), the reservation linked as
+    #: __stack_size (bytes, None: the board's own, e.g. AVR or a real board's framework) and how
+    #: it was sized (farm.build.stack); details: the bound's parts (StackBound.to_json)
+    stack_bound_bytes: int | None = None
+    stack_reserved_bytes: int | None = None
+    stack_sizing: str | None = None
+    stack_details: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -73,12 +97,16 @@ def _tree_digest(root: Path, digest: hashlib._Hash) -> None:
         digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
 
 
-def build_key(model_dir: Path, target: BuildTarget, compiler: str) -> str:
+def build_key(model_dir: Path, target: BuildTarget, compiler: str, sized_stack: bool = False) -> str:
     digest = hashlib.sha256()
     for name in ("model.c", "model_generated.h"):
         digest.update(name.encode() + b"\0" + (model_dir / name).read_bytes())
     for part in ("lib", "platform"):
         _tree_digest(FIRMWARE_DIR / part, digest)
+    if sized_stack:  # the stack's reservation is computed by these (sized_stack)
+        digest.update(b"sized stack\0")
+        for module in STACK_ANALYSIS:
+            digest.update(module.read_bytes())
     key = [target.board, target.machine.flags, OPT_FLAGS, compiler]
     digest.update(json.dumps(key + [target.platform] if target.platform else key).encode())
     return digest.hexdigest()
@@ -124,11 +152,16 @@ def _platformio_ini(target: BuildTarget, firmware_hash: str, project: Path) -> s
     )
 
 
-def build_firmware(model_dir: Path, target: BuildTarget, state_dir: Path) -> FirmwareBuild:
-    """Build (or fetch from cache) the firmware for one generated model and target."""
+def build_firmware(model_dir: Path, target: BuildTarget, state_dir: Path,
+                   code_reader: CodeReader | None = None) -> FirmwareBuild:
+    """Build (or fetch from cache) the firmware for one generated model and target.
+
+    ``code_reader``: with it, the stack is sized from its static bound (two links, see the
+    module docstring); without, the linker script's fixed reservation."""
     compiler = compiler_version(target.machine.arch) if not target.platform \
         else f"the {target.platform} platform's toolchain (PlatformIO, Arduino framework)"
-    key = build_key(model_dir, target, compiler)
+    sized = code_reader is not None and not target.platform and target.machine.arch in SIZED_STACK_ARCHS
+    key = build_key(model_dir, target, compiler, sized)
     project = state_dir / "builds" / key[:20]
     manifest = project / "build.json"
     elf = project / ".pio" / "build" / "farm" / "firmware.elf"
@@ -137,7 +170,7 @@ def build_firmware(model_dir: Path, target: BuildTarget, state_dir: Path) -> Fir
         if manifest.is_file() and elf.is_file():
             info = json.loads(manifest.read_text())
             return FirmwareBuild(elf, key, target.board, compiler, flags, target.machine.float_abi, True,
-                                 float(info["build_seconds"]))
+                                 float(info["build_seconds"]), **info.get("stack", {}))
         shutil.rmtree(project, ignore_errors=True)
         (project / "src").mkdir(parents=True)
         (project / "include").mkdir()
@@ -146,20 +179,51 @@ def build_firmware(model_dir: Path, target: BuildTarget, state_dir: Path) -> Fir
         (project / "platformio.ini").write_text(_platformio_ini(target, key, project))
         ensure_core_dir(state_dir)
         started = time.monotonic()
-        with locked(state_dir / ".pio-core.lock"):
-            proc = subprocess.run(
-                [sys.executable, "-m", "platformio", "run", "-d", str(project)],
-                capture_output=True,
-                text=True,
-                env=pio_environment(state_dir),
-            )
+        if sized:  # first link without a stack, RAM opened: the bound comes from its code (sized_stack)
+            (project / "stack_size").write_text("probe\n")
+        _pio_run(project, target, state_dir, elf)
+        stack: dict[str, Any] = {}
+        if sized:
+            assert code_reader is not None
+            stack = sized_stack(elf, code_reader)
+            (project / "stack_size").write_text(f"{stack['stack_reserved_bytes']}\n")
+            _pio_run(project, target, state_dir, elf)  # relinks only: the link command changed
         seconds = time.monotonic() - started
-        (project / "build.log").write_text(proc.stdout + proc.stderr)
-        if proc.returncode != 0 or not elf.is_file():
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
-            raise FirmwareBuildError(
-                f"PlatformIO build for board {target.board} failed (log: {project / 'build.log'}):\n{tail}"
-            )
         manifest.write_text(json.dumps({"key": key, "board": target.board, "flags": flags,
-                                        "compiler": compiler, "build_seconds": seconds}, indent=2))
-    return FirmwareBuild(elf, key, target.board, compiler, flags, target.machine.float_abi, False, seconds)
+                                        "compiler": compiler, "build_seconds": seconds, "stack": stack}, indent=2))
+    return FirmwareBuild(elf, key, target.board, compiler, flags, target.machine.float_abi, False, seconds, **stack)
+
+
+def sized_stack(elf: Path, code_reader: CodeReader) -> dict[str, Any]:
+    """The stack fields of a FirmwareBuild for a linked ELF whose build left .su files:
+    the static bound, the reservation sized from it, how (farm.build.stack)."""
+    from farm.build.stack import read_su_files, reservation, stack_bound, su_files
+
+    from farm.build.elf import elf_header
+    from farm.build.stack import StackBound
+
+    try:
+        code, graph = code_reader(elf)
+        bound = stack_bound(elf, read_su_files(su_files(elf.parent)), code, graph)
+    except RuntimeError as exc:  # PortabilityError, ElfError: no disassembler, an ELF it cannot read
+        bound = StackBound(elf_header(elf)[0], None, reason=f"the ELF could not be analysed: {exc}")
+    reserved, how = reservation(bound)
+    return {"stack_bound_bytes": bound.bytes, "stack_reserved_bytes": reserved, "stack_sizing": how,
+            "stack_details": bound.to_json()}
+
+
+def _pio_run(project: Path, target: BuildTarget, state_dir: Path, elf: Path) -> None:
+    with locked(state_dir / ".pio-core.lock"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "platformio", "run", "-d", str(project)],
+            capture_output=True,
+            text=True,
+            env=pio_environment(state_dir),
+        )
+    with (project / "build.log").open("a") as log:
+        log.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not elf.is_file():
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise FirmwareBuildError(
+            f"PlatformIO build for board {target.board} failed (log: {project / 'build.log'}):\n{tail}"
+        )

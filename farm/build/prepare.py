@@ -18,7 +18,7 @@ from typing import Any
 
 from farm import codegen
 from farm.build.elf import elf_sizes
-from farm.build.firmware import BuildTarget, FirmwareBuild, FirmwareBuildError, build_firmware
+from farm.build.firmware import BuildTarget, CodeReader, FirmwareBuild, FirmwareBuildError, build_firmware
 from farm.build.locks import locked
 from farm.config.machine_flags import machine_flags
 from farm.build.fits import DoesNotFit, linker_overflow
@@ -40,11 +40,13 @@ def target_for(device: Any) -> BuildTarget:
 
 
 def prepare_firmware(tflite: Path, name: str, variant: str, device: Any, state: Path,
-                     target: BuildTarget | None = None, kernels: str = "optimized") -> PreparedFirmware:
+                     target: BuildTarget | None = None, kernels: str = "optimized",
+                     code_reader: CodeReader | None = None) -> PreparedFirmware:
     """Generate C for the model and build it for the device (both cached).
 
     ``kernels``: the code generator's kernel set ("optimized", or "reference" for
-    the plain reference kernels only; farm.codegen.lowering.KERNEL_SETS)."""
+    the plain reference kernels only; farm.codegen.lowering.KERNEL_SETS). ``code_reader``: size
+    the stack from its static bound (farm.build.firmware.build_firmware)."""
     codegen.check_supported(tflite)
     digest = hashlib.sha256(tflite.read_bytes()).hexdigest()[:20]
     suffix = "" if kernels == "optimized" else f"-{kernels}"
@@ -64,7 +66,7 @@ def prepare_firmware(tflite: Path, name: str, variant: str, device: Any, state: 
             if gen_dir.exists():
                 shutil.rmtree(gen_dir)
             tmp.rename(gen_dir)
-            build = build_firmware(gen_dir, target or target_for(device), state)
+            build = build_firmware(gen_dir, target or target_for(device), state, code_reader)
     except FirmwareBuildError as exc:
         overflow = linker_overflow(str(exc), device) or object_too_large(str(exc), gen_dir, device)
         if overflow:

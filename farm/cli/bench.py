@@ -50,7 +50,9 @@ def bench(ctx: click.Context, model_names: tuple[str, ...], device_names: tuple[
     model and device each variant's speedup over float32.
     The optimized-kernel goals (farm/measure/bench_goals.py) are printed next to the
     figures they judge ("goals" in --json; a goal whose cell was not benched is
-    "not measured"). The arena column includes the kernels' scratch buffer.
+    "not measured"). The arena column includes the kernels' scratch buffer. The stack
+    column: the build's static bound, the high-water mark painted and measured on the
+    board, and the reservation sized from the bound (counted in RAM B).
     A build too big for a board is reported as not fitting, with the numbers.
     Exit code 1 when a measurement fails (anything but ok or does-not-fit).
     """
@@ -163,12 +165,13 @@ def _print_goals(goals) -> None:
 
 
 def _print_table(rows, kernels: str) -> None:
-    from farm.measure.bench import tflm_cell
+    from farm.measure.bench import stack_cell, tflm_cell
 
     table = Table(title=f"farm bench, {kernels} int8 kernels (emulators count instructions: latency is an estimate)")
     for name, justify in (("model", "left"), ("variant", "left"), ("device", "left"), ("count/inference", "right"),
                           ("count/MAC", "right"), ("vs float32", "right"), ("flash B", "right"), ("RAM B", "right"),
-                          ("arena B", "right"), ("TFLM arena B", "right"), ("status", "left")):
+                          ("arena B", "right"), ("TFLM arena B", "right"),
+                          ("stack B bound/used/reserved", "right"), ("status", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in rows:
         table.add_row(
@@ -178,9 +181,12 @@ def _print_table(rows, kernels: str) -> None:
             f"{r.speedup_vs_float32:.2f}x" if r.speedup_vs_float32 and r.variant != "float32" else "",
             f"{r.flash_bytes:,}" if r.flash_bytes is not None else "—",
             f"{r.ram_bytes:,}" if r.ram_bytes is not None else "—",
-            f"{r.arena_bytes:,}", tflm_cell(r),
+            f"{r.arena_bytes:,}", tflm_cell(r), stack_cell(r),
             r.status if r.status == "ok" else f"[red]{escape(r.status)}[/]: {escape(r.message or '')}")
     out.print(table)
     if any(r.latency_only for r in rows):
         out.print("* latency-only: trained on generated data, accuracy not meaningful")
     out.print("TFLM arena: the tflite-micro interpreter's whole arena (in brackets: the part holding tensors)")
+    out.print("stack: static bound (-fstack-usage over the call graph) / high-water mark painted and measured on "
+              "the board / reservation linked (bound + margin, in RAM B); — : not known (not computable, "
+              "not painted)")

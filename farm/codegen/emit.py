@@ -4,6 +4,14 @@ The output is deterministic (same .tflite in, same bytes out), so the firmware
 cache can key on it. Constants are `static const` aligned arrays (flash), the
 activations live in one static arena, every kernel parameter is a literal, and
 int8 models get integer literals only.
+
+Every constant array a kernel reads as constant data (weights, biases, per-channel
+multipliers and shifts, lookup tables, packed weights, output stages) is qualified
+with `TF_CONST_DATA` (the kernel library's tf_types.h): GCC's `__flash` on AVR, so
+it stays in program memory and is read with LPM; nothing on Arm and RISC-V, whose
+code is unchanged. A constant tensor that a kernel reads as an ordinary input (the
+second operand of an ADD, say) is an SRAM array on AVR; one read both ways is
+emitted twice (`tensorN` in flash, `tensorN_ram`).
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from farm.codegen.ir import LoweredModel, Step
 from farm.codegen.planner import MemoryPlan
 
 ALIGN = "__attribute__((aligned(16)))"
+#: the address space of constant data (tf_types.h: __flash on AVR, empty elsewhere)
+CONST_DATA = "TF_CONST_DATA"
 _C_TYPES = {"float32": "float", "int8": "int8_t", "int32": "int32_t", "uint8": "uint8_t", "int16": "int16_t"}
 _FLT_MAX = float(np.finfo(np.float32).max)
 
@@ -70,12 +80,15 @@ def _array_body(values: Iterable[str], per_line: int) -> str:
     return "\n".join(f"    {line}," for line in lines)
 
 
-def c_array(name: str, ctype: str, literals: Sequence[str], comment: str = "") -> str:
+def c_array(name: str, ctype: str, literals: Sequence[str], comment: str = "", *, const_data: bool = True) -> str:
+    """A `static const` aligned array; `const_data`: in the constant-data address space
+    (TF_CONST_DATA, program memory on AVR), else an ordinary (SRAM on AVR) array."""
     if not literals:
         raise CodegenError(f"array {name} would be empty")
     per_line = 16 if ctype in ("int8_t", "uint8_t") else 8
     head = f"/* {c_comment(comment)} */\n" if comment else ""
-    return (f"{head}static const {ctype} {name}[{len(literals)}] {ALIGN} = {{\n"
+    qualifier = f"{CONST_DATA} " if const_data else ""
+    return (f"{head}static const {qualifier}{ctype} {name}[{len(literals)}] {ALIGN} = {{\n"
             f"{_array_body(literals, per_line)}\n}};\n")
 
 
@@ -90,22 +103,37 @@ class Emitter:
     """Collects the declarations (constants, parameter structs) and the kernel calls
     of one model.c. A `Step` emits itself through these helpers (farm.codegen.ir.StepEmitter)."""
 
-    def __init__(self, lowered: LoweredModel, plan: MemoryPlan) -> None:
+    def __init__(self, lowered: LoweredModel, plan: MemoryPlan, *, both: frozenset[int] = frozenset()) -> None:
         self.lowered = lowered
         self.plan = plan
         self.decls: list[str] = []
         self.calls: list[str] = []
+        self.both = both  # constant tensors read both as constant data and as ordinary inputs
+        self.const_data_reads: set[int] = set()  # constant tensors kernels read as constant data
+        self.data_reads: set[int] = set()  # constant tensors kernels read as ordinary inputs
 
-    def const_name(self, tensor: int) -> str:
-        return f"tensor{tensor}"
+    def const_name(self, tensor: int, *, const_data: bool = True) -> str:
+        return f"tensor{tensor}" if const_data or tensor not in self.both else f"tensor{tensor}_ram"
 
     def pointer(self, tensor: int, *, writable: bool, ctype: str | None = None) -> str:
+        """The tensor as an ordinary kernel input or output (a constant one: an SRAM array on AVR)."""
         t = self.lowered.tensor(tensor)
         ctype = ctype or c_type(t.dtype)
         if t.is_constant:
-            return self.const_name(tensor) if ctype == c_type(t.dtype) else f"(const {ctype} *){self.const_name(tensor)}"
+            self.data_reads.add(tensor)
+            name = self.const_name(tensor, const_data=False)
+            return name if ctype == c_type(t.dtype) else f"(const {ctype} *){name}"
         qualifier = "" if writable else "const "
         return f"({qualifier}{ctype} *)(arena + {self.plan.offset(tensor)})"
+
+    def const_data(self, tensor: int | None) -> str:
+        """A constant tensor (weights, bias) where the kernel takes TF_CONST_DATA data; NULL for none."""
+        if tensor is None:
+            return "NULL"
+        if not self.lowered.tensor(tensor).is_constant:
+            raise CodegenError(f"tensor #{tensor} is read as constant data but is not a constant")
+        self.const_data_reads.add(tensor)
+        return self.const_name(tensor)
 
     def scratch(self) -> str:
         """The shared kernel scratch buffer (MODEL_SCRATCH_BYTES, sized for the hungriest step)."""
@@ -151,7 +179,12 @@ class Emitter:
 
 
 def emit_source(lowered: LoweredModel, plan: MemoryPlan, *, name: str, variant: str, generator: str) -> str:
-    e = Emitter(lowered, plan)
+    # a first pass finds how the kernels read each constant tensor (as constant data, as an
+    # ordinary input or both), the second emits with the names that follow from it
+    probe = Emitter(lowered, plan)
+    for step in lowered.steps:
+        step.emit(probe)
+    e = Emitter(lowered, plan, both=frozenset(probe.const_data_reads & probe.data_reads))
     for step in lowered.steps:
         step.emit(e)
 
@@ -159,8 +192,13 @@ def emit_source(lowered: LoweredModel, plan: MemoryPlan, *, name: str, variant: 
     for index in lowered.constant_tensors():
         t = lowered.tensor(index)
         assert t.data is not None
-        constants.append(c_array(e.const_name(index), c_type(t.dtype), _literals(t.data, t.dtype),
-                                 comment=f"tensor #{index} {t.name} {t.dtype}{list(t.shape)}").rstrip())
+        comment = f"tensor #{index} {t.name} {t.dtype}{list(t.shape)}"
+        literals = _literals(t.data, t.dtype)
+        if index in e.const_data_reads:
+            constants.append(c_array(e.const_name(index), c_type(t.dtype), literals, comment=comment).rstrip())
+        if index in e.data_reads or index not in e.const_data_reads:
+            constants.append(c_array(e.const_name(index, const_data=False), c_type(t.dtype), literals,
+                                     comment=comment, const_data=False).rstrip())
     uses_float = any(lowered.tensor(t).dtype == "float32"
                      for step in lowered.steps for t in step.reads + step.writes)
 

@@ -78,6 +78,15 @@ class BenchRow:
     max_abs_error: float | None
     latency_only: bool
     speedup_vs_float32: float | None = None  # count(float32) / count(this variant), same device
+    #: the stack, bytes: static bound of the build (-fstack-usage over the call graph; None: not
+    #: computable), high-water mark painted and measured on the board (None: not painted, e.g.
+    #: AVR), and the reservation linked (bound + margin; counted in ram_bytes)
+    stack_bound_bytes: int | None = None
+    stack_used_bytes: int | None = None
+    stack_reserved_bytes: int | None = None
+    #: the model RAM (arena + scratch) plus the stack reserved for it: what the model needs
+    #: besides the harness's buffers (None: no reservation known)
+    model_ram_with_stack_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +131,11 @@ def row_from(record: Any, device: Any, figures: ModelFigures) -> BenchRow:
         tflm_tensor_arena_bytes=figures.tflm_tensor_arena_bytes, model_size_bytes=figures.model_size_bytes,
         metric=record.metric, accuracy_device=record.accuracy_device, accuracy_host=record.accuracy_host,
         bit_exact_fraction=record.bit_exact_fraction, max_abs_error=record.max_abs_error,
-        latency_only=figures.latency_only)
+        latency_only=figures.latency_only, stack_bound_bytes=getattr(record, "stack_bound_bytes", None),
+        stack_used_bytes=getattr(record, "stack_used_bytes", None),
+        stack_reserved_bytes=getattr(record, "stack_reserved_bytes", None),
+        model_ram_with_stack_bytes=(figures.arena_bytes + record.stack_reserved_bytes)
+        if getattr(record, "stack_reserved_bytes", None) is not None else None)
 
 
 def fill_speedups(rows: Sequence[BenchRow]) -> None:
@@ -235,7 +248,23 @@ def markdown_table(rows: Sequence[BenchRow]) -> str:
                    f"| {_num(r.ram_bytes)} | {first.arena_bytes:,} | {tflm_cell(first)} |")
     if any(r.latency_only for r in rows):
         out += ["", "\\* latency-only: trained on generated data, accuracy not meaningful."]
+    out += ["", "Stack per board (bytes): static bound (-fstack-usage over the call graph), high-water mark "
+                "painted and measured on the board, reservation linked (bound + margin; in the RAM figure); "
+                "model RAM with it = arena + scratch + reservation:", "",
+            "| model | variant | " + " | ".join(devices) + " |", "|---|---|" + "---:|" * len(devices)]
+    for model, variant in keys:
+        out.append(f"| {label(model, variant)} | " + " | ".join(stack_cell(by.get((model, variant, d)), True)
+                                                                for d in devices) + " |")
     return "\n".join(out)
+
+
+def stack_cell(r: BenchRow | None, with_model_ram: bool = False) -> str:
+    """bound / used / reserved, as the tables show them ("—" for a figure not known); with the
+    model RAM including the reservation in brackets when asked."""
+    if r is None:
+        return ""
+    cell = f"{_num(r.stack_bound_bytes)} / {_num(r.stack_used_bytes)} / {_num(r.stack_reserved_bytes)}"
+    return cell + (f" ({_num(r.model_ram_with_stack_bytes)})" if with_model_ram else "")
 
 
 def _fit_numbers(r: BenchRow) -> str:

@@ -84,6 +84,16 @@ def _quiet(_: str) -> None:
     pass
 
 
+def elf_code_and_graph(elf: Path) -> tuple[Any, Any]:
+    """An ELF's disassembly and call graph (farm.preflight): what the build needs to size the
+    stack from its static bound (farm.build.firmware.build_firmware's code_reader)."""
+    from farm.preflight.call_graph import call_graph
+    from farm.preflight.disassembly import read_elf_code
+
+    code = read_elf_code(elf)
+    return code, call_graph(code)
+
+
 # --------------------------------------------------------------------------- the one map
 
 
@@ -234,7 +244,8 @@ def _stages(job: Job, *, state: Path, work: BoardWork | None, board: Board, tfli
             job.art = build_variant(model, variant, state / "models")
         tflite = job.art.tflite_path
     progress(f"{device.name}: firmware for {model}/{variant}")
-    job.firmware = prepare_firmware(tflite, model, variant, device, state, target, kernels)
+    job.firmware = prepare_firmware(tflite, model, variant, device, state, target, kernels,
+                                    code_reader=elf_code_and_graph)
     elf = job.firmware.build.elf
     if fits:
         check_fits(device, job.firmware)
@@ -296,6 +307,7 @@ class _Measured:
     outputs: np.ndarray
     energy: Any  # farm.power.energy.EnergyFigure | None
     identity: dict[str, str]
+    stack_used: int | None = None  # bytes, painted on the board
 
 
 def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: MeasurePlan | None = None,
@@ -328,11 +340,13 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
                                 timeout_per_inference=use.inference_timeout)
         outputs = collect_outputs(board.session, art.test_inputs, tuple(art.ref_outputs.shape[1:]),
                                   art.ref_outputs.dtype, timeout=use.inference_timeout)
+        # after every inference so far: the painted stack's high-water mark (None: not painted)
+        stack_used = board.session.read_timing().stack_used_bytes
         # a measuring power monitor (PPK2, Joulescope) records while the board runs inferences
         energy = energy_per_inference(device, timing.median, board.unit,
                                       run=lambda: energy_window(board.session, board.identity,
                                                                 timeout=use.inference_timeout * 64))
-        measured.append(_Measured(timing, outputs, energy, board.identity))
+        measured.append(_Measured(timing, outputs, energy, board.identity, stack_used))
 
     job = run_job(device, model, variant, state=state, work=measure, art=artifacts, target=target, kernels=kernels,
                   fits=preflight, portable=preflight, lease=lease, progress=progress)
@@ -345,10 +359,18 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
         record.accuracy_host = art.host_metric
     if fw is not None:
         record.flash_bytes, record.ram_bytes = fw.flash_bytes, fw.ram_bytes
+        # None for a build with no stack sizing (AVR, a real board's framework)
+        record.stack_bound_bytes = getattr(fw.build, "stack_bound_bytes", None)
+        record.stack_reserved_bytes = getattr(fw.build, "stack_reserved_bytes", None)
         record.elf_sha256 = file_sha256(fw.build.elf)
         record.compiler, record.compiler_flags = fw.build.compiler, fw.build.compiler_flags
         record.details = {"firmware_cached": fw.build.cached, "build_seconds": round(fw.build.build_seconds, 3),
                           "float_abi": fw.build.float_abi, "kernels": kernels}
+        if getattr(fw.build, "stack_sizing", None) is not None:
+            details = fw.build.stack_details or {}
+            record.details["stack"] = {"sizing": fw.build.stack_sizing,
+                                       **{k: details.get(k) for k in ("inference_bytes", "handler_bytes", "path",
+                                                                      "reason")}}
         if job.portability is not None and job.portability.portable:
             record.details["float_kind"] = job.portability.float_kind
     if not job.ok:
@@ -359,6 +381,7 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
     assert art is not None and record.details is not None
     result = measured[0]
     timing = result.timing
+    record.stack_used_bytes = result.stack_used
     record.count_median = timing.median
     record.count_min, record.count_max = timing.minimum, timing.maximum
     record.windows = len(timing.window_counts)

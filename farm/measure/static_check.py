@@ -28,6 +28,7 @@ class StaticCheck:
     firmware_cached: bool | None = None  # the ELF was in the build cache (None: no ELF)
     build_seconds: float = 0.0
     made_on: str = "in-process"  # the Dask worker whose host-only job made it, else "in-process"
+    build: Any = None  # the checked build (farm.build.firmware.FirmwareBuild), None when it did not fit
 
 
 def static_check(device: Any, model: str, variant: str, state: Path, kernels: str = "optimized") -> StaticCheck:
@@ -36,6 +37,7 @@ def static_check(device: Any, model: str, variant: str, state: Path, kernels: st
     unsupported operator, a build error) raise, as the build itself does."""
     from farm.build.fits import DoesNotFit, check_fits
     from farm.build.prepare import prepare_firmware
+    from farm.measure.job import elf_code_and_graph
     from farm.models import build_variant
     from farm.models.native_output import native_output_to
     from farm.preflight.portability import check_device
@@ -43,9 +45,12 @@ def static_check(device: Any, model: str, variant: str, state: Path, kernels: st
     with native_output_to(state / "logs" / "tensorflow.log"):
         art = build_variant(model, variant, state / "models")
     try:
-        firmware = prepare_firmware(art.tflite_path, model, variant, device, state, None, kernels)
+        # the stack sized like the job's (farm.measure.job): the very ELF measure_one flashes
+        firmware = prepare_firmware(art.tflite_path, model, variant, device, state, None, kernels,
+                                    code_reader=elf_code_and_graph)
         check_fits(device, firmware)
     except DoesNotFit as exc:
         return StaticCheck(device.name, model, variant, does_not_fit=str(exc))
     return StaticCheck(device.name, model, variant, report=check_device(firmware.build.elf, device, variant),
-                       firmware_cached=firmware.build.cached, build_seconds=firmware.build.build_seconds)
+                       firmware_cached=firmware.build.cached, build_seconds=firmware.build.build_seconds,
+                       build=firmware.build)

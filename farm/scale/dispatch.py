@@ -60,6 +60,11 @@ def lost_record(spec: MeasureSpec, message: str, worker: str | None) -> ResultRe
 BoardJob = Callable[[MeasureSpec, "dict[str, Any] | None", str], JobOutcome]
 
 
+def _static_of(prepared: Any) -> Any:
+    """The StaticCheck a prepare job made (None when it failed)."""
+    return prepared.get("static") if isinstance(prepared, dict) else None
+
+
 def _suspicious_tasks(names: list[str], dask_scheduler: Any = None) -> list[str]:
     """Run on the scheduler: which of ``names`` were processing on a worker that died."""
     tasks = dask_scheduler.tasks if dask_scheduler is not None else {}
@@ -137,11 +142,12 @@ class Dispatcher:
         made, or None when it could not (its worker died, it failed, or no answer within the
         job timeout): the caller then checks in process."""
         future = self.prepare(spec)
+        # picked out on the worker: the controller does not fetch the ELF the prepare job carries
+        picked = self.client.submit(_static_of, future, key=f"static-of-{future.key}", pure=False)
         try:
-            done = future.result(timeout=self.job_timeout)
+            return picked.result(timeout=self.job_timeout)
         except Exception:  # noqa: BLE001 -- a lost worker, a timeout: checked in process instead
             return None
-        return done.get("static") if isinstance(done, dict) else None
 
     # ----------------------------------------------------------------- results
     def outcome(self, spec: MeasureSpec) -> JobOutcome:

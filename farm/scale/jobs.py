@@ -4,10 +4,12 @@
 (a ``farm portability`` cell) and ``profile_job`` (``farm profile``) touch a board:
 they are submitted with that board's resource (farm.scale.resources) and call the
 one job function of farm.measure. ``prepare_job`` is host-only work (model
-conversion, code generation, the PlatformIO build; no resource): it fills the
-worker's caches, which are keyed by content hash, so the board job finds its ELF
-built. Artifacts are built on the worker that uses them, never shipped: the same
-content hash gives the same ELF, and the record carries its sha256.
+conversion, code generation, the PlatformIO build, the static portability check; no
+resource) on any worker: it fills that worker's caches, keyed by content hash, and
+hands the built ELF back by value (farm.build.artifacts.BuildArtifact), which the
+board job installs into its own worker's cache when it is not there (a lab: another
+machine), so every firmware is built once and the board job finds it by its build
+key. The record carries the ELF's sha256.
 
 On the worker a board on this worker's bench host (``serial.host`` equal to
 ``$FARM_WORKER_HOST``, set by ``farm worker``) is reached over its local serial
@@ -136,6 +138,7 @@ def prepare_job(device: Any, model: str, variant: str, kernels: str = "optimized
     HIL suite's static tests assert on). Never raises: the board job meets the same failure
     again and reports it through the one map (farm.measure.job.status_of); a static test
     whose check failed here runs it in the controller, which fails the same way."""
+    from farm.build.artifacts import export_build
     from farm.measure.static_check import static_check
 
     state = state_dir()
@@ -147,9 +150,28 @@ def prepare_job(device: Any, model: str, variant: str, kernels: str = "optimized
         return {"error": f"{type(exc).__name__}: {exc}", "worker": worker_address()}
     done: dict[str, Any] = {"static": check, "prepare_seconds": round(time.monotonic() - started, 3),
                             "worker": worker_address()}
+    if check.build is not None:  # the ELF by value, for a board job on a machine with another cache
+        done["artifact"] = export_build(check.build, state)
     if check.firmware_cached is not None:
         done.update(firmware_cached=check.firmware_cached, build_seconds=round(check.build_seconds, 3))
     return done
+
+
+def receive_artifact(prepared: dict[str, Any] | None) -> str | None:
+    """Install the ELF the prepare job shipped into this worker's build cache (a lab: the
+    prepare job ran on another machine), so the board job finds it built; what happened, for
+    the record's details (None: nothing shipped)."""
+    from farm.build.artifacts import ArtifactError, install_build
+
+    artifact = (prepared or {}).get("artifact")
+    if artifact is None:
+        return None
+    try:
+        installed = install_build(artifact, state_dir())
+    except (ArtifactError, OSError) as exc:  # built here instead, from the same content hash
+        return f"not installed ({exc}); built here"
+    return (f"installed from {prepared.get('worker')} (build {artifact.key[:20]}, {artifact.size} bytes)"
+            if installed else "already in this worker's cache")
 
 
 def _board_job(board: str, key: str, run: Any) -> JobOutcome:
@@ -174,6 +196,7 @@ def measure_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: 
     from farm.measure.job import measure_one
 
     enter_project(spec.project)
+    shipped = receive_artifact(prepared)
 
     def run() -> ResultRecord:
         return measure_one(reach_locally(spec.device), spec.model, spec.variant, state=state_dir(),
@@ -188,6 +211,8 @@ def measure_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: 
             details["firmware_cached"] = bool(prepared["firmware_cached"]) and bool(details["firmware_cached"])
         if prepared and "prepare_seconds" in prepared:  # the host-only job before it: where and how long
             details.update(prepare_seconds=prepared["prepare_seconds"], prepare_worker=prepared.get("worker"))
+        if shipped is not None:
+            details["artifact"] = shipped
         details.update(worker=outcome.worker, job_started=round(outcome.started, 3),
                        job_ended=round(outcome.ended, 3), worker_pid=os.getpid())
         record.details = details
@@ -200,6 +225,7 @@ def portability_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, k
     from farm.measure.portability_matrix import portability_cell
 
     enter_project(spec.project)
+    receive_artifact(prepared)
     return _board_job(spec.board, key, lambda: portability_cell(
         reach_locally(spec.device), spec.model, spec.variant, state_dir(), lease=spec.lease,
         progress=_progress(spec.board)))
@@ -210,6 +236,7 @@ def profile_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: 
     from farm.measure.profile import profile_one
 
     enter_project(spec.project)
+    receive_artifact(prepared)
     return _board_job(spec.board, key, lambda: profile_one(
         reach_locally(spec.device), spec.model, spec.variant, state=state_dir(), kernels=spec.kernels,
         lease=spec.lease, progress=_progress(spec.board)))

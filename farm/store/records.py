@@ -56,7 +56,13 @@ class ResultRecord:
     bit_exact_fraction: float | None = None
     max_abs_error: float | None = None
     flash_bytes: int | None = None
-    ram_bytes: int | None = None
+    ram_bytes: int | None = None  # .data + .bss + the reserved stack (.stack), from the ELF
+    #: the stack, in bytes: the high-water mark painted and measured on the board (None: the board
+    #: does not paint, e.g. AVR), the static worst-case bound of the build (-fstack-usage over the
+    #: call graph; None: not computable) and the reservation linked (.stack; counted in ram_bytes)
+    stack_used_bytes: int | None = None
+    stack_bound_bytes: int | None = None
+    stack_reserved_bytes: int | None = None
     model_size_bytes: int | None = None
     model_sha256: str | None = None
     elf_sha256: str | None = None

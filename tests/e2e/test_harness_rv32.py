@@ -38,8 +38,10 @@ def rv32():
 
 @pytest.fixture(scope="module")
 def calib_elf(state_dir: Path, rv32) -> Path:
+    from farm.measure.job import elf_code_and_graph
+
     target = BuildTarget(rv32.board, machine_flags(rv32.core, rv32.fpu, rv32.dsp))
-    build = build_firmware(CALIB, target, state_dir)
+    build = build_firmware(CALIB, target, state_dir, elf_code_and_graph)  # the stack sized from its bound
     assert build.float_abi == "soft" and "-march=rv32imac -mabi=ilp32" in build.compiler_flags
     return build.elf
 
@@ -49,11 +51,18 @@ def _session(board: QemuBoard) -> tuple[Session, dict[str, str]]:
     return session, session.wait_ready()
 
 
-def test_elf_fits_the_16k_ram_with_a_fixed_stack(calib_elf: Path, rv32):
+def test_elf_fits_the_16k_ram_with_a_sized_stack(calib_elf: Path, rv32, state_dir: Path):
     from farm.build.elf import elf_sizes
 
+    from farm.measure.job import elf_code_and_graph
+
+    build = build_firmware(CALIB, BuildTarget(rv32.board, machine_flags(rv32.core, rv32.fpu, rv32.dsp)), state_dir,
+                           elf_code_and_graph)
     sizes = elf_sizes(calib_elf)
-    assert sizes.sections[".stack"] == 0x800  # counted in RAM like on the Cortex-M boards
+    # counted in RAM like on the Cortex-M boards: the static bound + margin, not the fixed 2 KiB
+    assert build.stack_bound_bytes is not None and "static bound" in (build.stack_sizing or "")
+    assert sizes.sections[".stack"] == build.stack_reserved_bytes < 0x800
+    assert build.stack_bound_bytes < build.stack_reserved_bytes
     assert sizes.ram_bytes <= rv32.ram_bytes
     code = read_elf_code(calib_elf)
     assert code.function_named("_start").start == 0x20400000  # where the mask ROM jumps
@@ -124,8 +133,11 @@ def test_fault_is_classified_not_portable(calib_elf: Path, rv32):
                                             "(mtval 0x00000010)")
 
 
-def test_a_build_too_big_for_16k_ram_is_does_not_fit_with_the_numbers(tmp_path: Path, rv32, state_dir: Path):
+def test_a_build_too_big_for_16k_ram_is_does_not_fit_with_the_numbers(tmp_path: Path, rv32, state_dir: Path,
+                                                                       calib_elf: Path):
+    from farm.build.elf import elf_sizes
     from farm.build.firmware import FirmwareBuildError
+    from farm.measure.job import elf_code_and_graph
     from farm.preflight.checks import linker_overflow
 
     big = tmp_path / "big_model"
@@ -136,11 +148,12 @@ def test_a_build_too_big_for_16k_ram_is_does_not_fit_with_the_numbers(tmp_path: 
     (big / "model_generated.h").write_text(header)
     target = BuildTarget(rv32.board, machine_flags(rv32.core, rv32.fpu, rv32.dsp))
     with pytest.raises(FirmwareBuildError) as info:
-        build_firmware(big, target, state_dir)
+        build_firmware(big, target, state_dir, elf_code_and_graph)
     sentence = linker_overflow(str(info.value), rv32)
     assert sentence is not None
     needed = int(sentence.split("needs ")[1].split(" bytes")[0])
-    assert needed > 20000 + 0x800  # the arena and the fixed stack at least
+    # the arena and the stack sized for it at least (the second link, after the bound's)
+    assert needed > 20000 + elf_sizes(calib_elf).sections[".stack"]
     assert sentence == f"RAM: needs {needed} bytes, qemu-rv32 has 16384 (refused by the linker)"
 
 

@@ -155,3 +155,62 @@ def test_a_worker_killed_mid_job_is_infra_error_and_the_run_goes_on(scheduler, t
     for v in ("int8", "float32"):  # the other board's results are kept
         kept = records[("qemu-m4f", v)]
         assert kept.status == "ok" and kept.details["worker"] == address["qemu-m4f"], (kept.status, kept.message)
+
+
+def _home(tmp_path: Path, name: str, state_dir: Path) -> Path:
+    """A state folder of its own (another machine's), with the zoo's sine already converted."""
+    import shutil
+
+    home = tmp_path / name
+    (home / "models").mkdir(parents=True)
+    for built in (state_dir / "models").glob("sine-*"):
+        shutil.copytree(built, home / "models" / built.name)
+    return home
+
+
+def test_a_firmware_built_on_one_machine_is_measured_on_another_without_a_rebuild(scheduler, tmp_path, state_dir):
+    """Two workers with state folders of their own (two machines): the host-only prepare job
+    builds on one, the board job on the other installs that ELF by its build key and measures
+    it; nothing is built twice."""
+    import hashlib
+
+    from distributed import Client
+
+    from farm.board.leases import LeasePolicy
+    from farm.config.inventory import load_inventory
+    from farm.scale.jobs import MeasureSpec, measure_job, prepare_job
+
+    env = _env(state_dir)
+    builder_home, board_home = _home(tmp_path, "builder", state_dir), _home(tmp_path, "bench", state_dir)
+    logs: dict[str, list[str]] = {"builder": [], "bench": []}
+    builder = subprocess.Popen([sys.executable, "-m", "farm", "--devices", str(DEVICES), "worker", "--scheduler",
+                                scheduler, "--host", "no-bench-here", "--listen", "127.0.0.1"], cwd=REPO,
+                               env={**env, "FARM_HOME": str(builder_home)}, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    bench = _worker(scheduler, "qemu-m3", {**env, "FARM_HOME": str(board_home)})
+    try:
+        builder_address = _wait_joined(builder, logs["builder"])
+        bench_address = _wait_joined(bench, logs["bench"])
+        device = {d.name: d for d in load_inventory(DEVICES).devices}["qemu-m3"]
+        spec = MeasureSpec(device, "sine", "int8", LeasePolicy(f"sqlite:///{tmp_path / 'leases.db'}", wait=0.0))
+        with Client(scheduler, set_as_default=False) as client:
+            prepared = client.submit(prepare_job, device, "sine", "int8", "optimized", spec.project,
+                                     workers=[builder_address], pure=False, key="prepare-shipped")
+            measured = client.submit(measure_job, spec, prepared, "measure-shipped", key="measure-shipped",
+                                     resources={"board:qemu-m3": 1}, pure=False)
+            outcome = measured.result(timeout=600)
+    finally:
+        for p in (builder, bench):
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=30)
+    record = outcome.record
+    assert record.status == "ok", (record.status, record.message, logs)
+    assert record.details["worker"] == bench_address and record.details["prepare_worker"] == builder_address
+    assert record.details["artifact"].startswith(f"installed from {builder_address}"), record.details
+    built = [p.parent for p in (builder_home / "builds").glob("*/platformio.ini")]
+    assert len(built) == 1  # built once, on the builder
+    elf = built[0] / ".pio" / "build" / "farm" / "firmware.elf"
+    assert record.elf_sha256 == hashlib.sha256(elf.read_bytes()).hexdigest()
+    assert not list((board_home / "builds").glob("*/platformio.ini"))  # never built on the bench host
+    installed = board_home / "builds" / built[0].name / "build.json"
+    assert "installed_from" in installed.read_text()

@@ -54,6 +54,27 @@ def test_rows_speedups_and_markdown(monkeypatch, tmp_path):
     assert "int8-weights, dynamic, int8 speedup over float32" in table
     assert "| model | m3 int8-weights | m3 dynamic | m3 int8 | rv int8-weights | rv dynamic | rv int8 |" in table
     assert "| digits | 0.80x | 2.00x | 5.00x | — | — | — |" in table
+    # no stack figures in these records: the stack table says so
+    assert "| digits | int8 | — / — / — (—) | — / — / — (—) |" in table
+
+
+def test_stack_figures_go_into_the_row_and_the_table(monkeypatch, tmp_path):
+    from farm.measure import bench
+
+    monkeypatch.setattr(bench, "model_figures", lambda model, variant, state, kernels: bench.ModelFigures(
+        model=model, variant=variant, macs=1000, arena_bytes=640, tflm_arena_bytes=3000, tflm_tensor_arena_bytes=640,
+        model_size_bytes=5000, const_bytes=2000, latency_only=False))
+    devices = [SimpleNamespace(name="m3", flash_bytes=4 << 20, ram_bytes=4 << 20)]
+
+    def measure(device, model, variant):
+        record = _record("ok", 16_000)
+        record.stack_used_bytes, record.stack_bound_bytes, record.stack_reserved_bytes = 340, 540, 672
+        return record
+
+    (row,) = bench.run_bench(devices, ["sine"], state=tmp_path, variants=["int8"], measure=measure)
+    assert (row.stack_used_bytes, row.stack_bound_bytes, row.stack_reserved_bytes) == (340, 540, 672)
+    assert row.model_ram_with_stack_bytes == 640 + 672 and row.to_json()["stack_bound_bytes"] == 540
+    assert "| sine | int8 | 540 / 340 / 672 (1,312) |" in bench.markdown_table([row])
 
 
 def test_markdown_says_tflm_refuses_a_hybrid_model(monkeypatch, tmp_path):
@@ -93,6 +114,9 @@ def test_farm_bench_json_on_digits(state_dir: Path):
             assert r["arena_bytes"] < r["tflm_arena_bytes"] and r["tflm_tensor_arena_bytes"] < r["tflm_arena_bytes"]
         assert r["ram_bytes"] >= r["arena_bytes"] and r["latency_is_estimate"] is True
         assert r["accuracy_device"] >= 0.9 and not r["latency_only"]
+        # the stack: painted on the board <= static bound <= reservation (sized from it, not 8 KiB)
+        assert 0 < r["stack_used_bytes"] <= r["stack_bound_bytes"] <= r["stack_reserved_bytes"] < 8192, variant
+        assert r["model_ram_with_stack_bytes"] == r["arena_bytes"] + r["stack_reserved_bytes"]
     assert rows["int8"]["bit_exact_fraction"] == 1.0
     assert rows["int8"]["arena_bytes"] < rows["float32"]["arena_bytes"]
     (speedup,) = doc["speedups"]

@@ -73,6 +73,86 @@ def test_requantize_channel_equals_reference_multiply_by_quantized_multiplier(tm
     assert run.returncode == 0
 
 
+_INT64_TRUTH = r"""
+/* TFLM's MultiplyByQuantizedMultiplier in int64_t, written out here (not the
+ * library's): the truth both forms of fixed_point.h are held to. */
+static int32_t truth_high_mul(int32_t a, int32_t b) {
+  if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+  const int64_t ab = (int64_t)a * (int64_t)b;
+  const int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : (INT64_C(1) - (INT64_C(1) << 30));
+  return (int32_t)((ab + nudge) / (INT64_C(1) << 31));
+}
+static int32_t truth_divide_by_pot(int32_t x, int32_t e) {
+  const int32_t mask = (int32_t)((UINT32_C(1) << e) - 1u), rem = x & mask;
+  return (x >> e) + (rem > (mask >> 1) + (x < 0) ? 1 : 0);
+}
+static int32_t truth_mbqm(int32_t x, int32_t m, int32_t shift) {
+  const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+  return truth_divide_by_pot(truth_high_mul((int32_t)((uint32_t)x << left), m), right);
+}
+"""
+
+
+@pytest.mark.parametrize("parts", [0, 1], ids=["int64", "mul-parts"])
+def test_fixed_point_both_forms_equal_int64_truth(tmp_path: Path, parts: int):
+    """fixed_point.h's two forms of the 32 x 32 -> 64-bit arithmetic: int64_t (Arm,
+    RISC-V) and TF_MUL_PARTS (16 x 16 -> 32-bit products and 32-bit carries, what AVR
+    builds): the exact product, the rounded high multiply, the reference and fast
+    requantizations and the optimized kernels' channel requantization, on edge and
+    random values and every shift, against TFLM's arithmetic in int64_t."""
+    from farm.codegen.ops.optimized import channel_table
+
+    xs, multipliers = _requant_cases(np.random.default_rng(5))
+    rng = np.random.default_rng(6)
+    bs = sorted({*multipliers, INT32_MIN, INT32_MIN + 1, -(2**30), -65536, -65535, -32769, -1, 0, 1, 65535,
+                 65536, INT32_MAX, *(int(v) for v in rng.integers(INT32_MIN, INT32_MAX, size=60, endpoint=True))})
+    rows = []
+    for m in multipliers:
+        for sh in range(-31, 31):
+            _, m_lit, sh_lit, lo, hi = channel_table((0,), (m,), (sh,))[0]
+            rows.append(f"{{0, {m_lit}, {sh_lit}, {lo}u, {hi}}}")
+
+    def lit(v: int) -> str:
+        return "(-2147483647 - 1)" if v == INT32_MIN else str(v)
+
+    source = tmp_path / "fixed_point_forms.c"
+    source.write_text(
+        "#include <stdio.h>\n#include \"fixed_point.h\"\n" + _INT64_TRUTH +
+        f"static const int32_t xs[] = {{{', '.join(lit(x) for x in xs)}}};\n"
+        f"static const int32_t bs[] = {{{', '.join(lit(b) for b in bs)}}};\n"
+        f"static const tf_channel_s8 chs[] = {{{', '.join(rows)}}};\n"
+        "int main(void) {\n  long cases = 0, bad = 0;\n"
+        "  for (unsigned j = 0; j < sizeof bs / sizeof bs[0]; ++j)\n"
+        "    for (unsigned i = 0; i < sizeof xs / sizeof xs[0]; ++i, ++cases) {\n"
+        "      const int32_t a = xs[i], b = bs[j];\n"
+        "      int bad_here = tf_saturating_rounding_doubling_high_mul(a, b) != truth_high_mul(a, b);\n"
+        "#if TF_MUL_PARTS\n"
+        "      const int64_t p = (int64_t)a * (int64_t)b;\n"
+        "      const tf_s64_parts q = tf_mul_s32_parts(a, b);\n"
+        "      bad_here |= q.lo != (uint32_t)p || q.hi != (int32_t)(p >> 32);\n"
+        "#endif\n"
+        "      if (bad_here && bad++ < 5) printf(\"a=%ld b=%ld\\n\", (long)a, (long)b);\n"
+        "    }\n"
+        "  for (unsigned c = 0; c < sizeof chs / sizeof chs[0]; ++c)\n"
+        "    for (unsigned i = 0; i < sizeof xs / sizeof xs[0]; ++i, ++cases) {\n"
+        "      const int32_t want = truth_mbqm(xs[i], chs[c].multiplier, chs[c].shift);\n"
+        "      if (tf_multiply_by_quantized_multiplier(xs[i], chs[c].multiplier, chs[c].shift) != want ||\n"
+        "          tf_multiply_by_quantized_multiplier_fast(xs[i], chs[c].multiplier, chs[c].shift) != want ||\n"
+        "          tf_requantize_channel_s8(xs[i], &chs[c]) != want) {\n"
+        "        if (bad++ < 5) printf(\"x=%ld m=%ld shift=%ld\\n\", (long)xs[i], (long)chs[c].multiplier,\n"
+        "                              (long)chs[c].shift);\n"
+        "      }\n    }\n"
+        "  printf(\"parts %d cases %ld mismatches %ld\\n\", TF_MUL_PARTS, cases, bad);\n  return bad != 0;\n}\n")
+    exe = tmp_path / "fixed_point_forms"
+    build = subprocess.run(["gcc", *HOST_CFLAGS, f"-DTF_MUL_PARTS={parts}", f"-I{KERNELS / 'include'}", str(source),
+                            "-o", str(exe)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    expected = len(xs) * len(bs) + len(xs) * len(rows)
+    assert f"parts {parts} cases {expected} mismatches 0" in run.stdout, run.stdout
+    assert run.returncode == 0
+
+
 def test_channel_table_refuses_a_multiplier_outside_the_proven_range():
     from farm.codegen.ops.optimized import channel_table
 

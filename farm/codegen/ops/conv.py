@@ -86,10 +86,10 @@ class Conv(Step):
                                       f"{', int8 weights' if self.filter_scales else ''})")
         args = [f"&{p}_params"] + ([f"&{p}_quant"] if self.int8 else [])
         args += [f"&{p}_input_dims", e.pointer(self.input, writable=False),
-                 f"&{p}_filter_dims", e.pointer(self.weights, writable=False)]
+                 f"&{p}_filter_dims", e.const_data(self.weights)]
         if self.filter_scales is not None:
             args.append(f"{p}_filter_scales")
-        args += [e.optional(self.bias), f"&{p}_output_dims", e.pointer(self.output, writable=True)]
+        args += [e.const_data(self.bias), f"&{p}_output_dims", e.pointer(self.output, writable=True)]
         e.call(self.kernel, args)
 
 

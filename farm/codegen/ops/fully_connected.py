@@ -70,8 +70,8 @@ class FullyConnectedS8(Step):
         e.call(self.kernel, [
             f"&{p}_params", f"&{p}_quant",
             f"&{p}_input_dims", e.pointer(self.input, writable=False),
-            f"&{p}_filter_dims", e.pointer(self.weights, writable=False),
-            e.optional(self.bias),
+            f"&{p}_filter_dims", e.const_data(self.weights),
+            e.const_data(self.bias),
             f"&{p}_output_dims", e.pointer(self.output, writable=True),
         ])
 
@@ -96,10 +96,10 @@ class FullyConnectedF32(Step):
         e.declare(self, *lines, *_dims(e, p, self.dims),
                   extra=f" ({self.activation}{', int8 weights' if self.filter_scales else ''})")
         args = [f"&{p}_params", f"&{p}_input_dims", e.pointer(self.input, writable=False),
-                f"&{p}_filter_dims", e.pointer(self.weights, writable=False)]
+                f"&{p}_filter_dims", e.const_data(self.weights)]
         if self.filter_scales is not None:
             args.append(f"{p}_filter_scales")
-        args += [e.optional(self.bias), f"&{p}_output_dims", e.pointer(self.output, writable=True)]
+        args += [e.const_data(self.bias), f"&{p}_output_dims", e.pointer(self.output, writable=True)]
         e.call(self.kernel, args)
 
 

@@ -77,8 +77,8 @@ class HybridFullyConnected(Step):
         e.declare(self, *lines, extra=f" ({self.activation}, hybrid: {_describe(self.per_channel, self.asymmetric)})")
         e.call(self.kernel, [
             f"&{p}_params", f"&{p}_input_dims", e.pointer(self.input, writable=False),
-            f"&{p}_filter_dims", e.pointer(self.weights, writable=False), f"{p}_filter_scales",
-            f"{p}_row_sums" if self.row_sums is not None else "NULL", e.optional(self.bias),
+            f"&{p}_filter_dims", e.const_data(self.weights), f"{p}_filter_scales",
+            f"{p}_row_sums" if self.row_sums is not None else "NULL", e.const_data(self.bias),
             f"&{p}_output_dims", e.pointer(self.output, writable=True), e.scratch(),
         ])
 
@@ -123,8 +123,8 @@ class HybridConv(Step):
                         f"{_describe(self.per_channel, self.asymmetric)})")
         e.call(self.kernel, [
             f"&{p}_params", f"&{p}_input_dims", e.pointer(self.input, writable=False),
-            f"&{p}_filter_dims", e.pointer(self.weights, writable=False), f"{p}_filter_scales",
-            e.optional(self.bias), f"&{p}_output_dims", e.pointer(self.output, writable=True), e.scratch(),
+            f"&{p}_filter_dims", e.const_data(self.weights), f"{p}_filter_scales",
+            e.const_data(self.bias), f"&{p}_output_dims", e.pointer(self.output, writable=True), e.scratch(),
         ])
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from farm.codegen.emit import c_int
+from farm.codegen.emit import CONST_DATA, c_int
 from farm.codegen.inplace import pointwise_in_place
 from farm.codegen.ir import Step, StepEmitter
 from farm.codegen.ops.common import Window, int8_conv_params
@@ -61,7 +61,7 @@ class FastS8(Step):
         channels = channel_table(self.bias_eff, self.multipliers, self.shifts)
         lines = [
             e.int_array(f"{p}_packed", "int8_t", self.packed),
-            f"static const tf_channel_s8 {p}_channels[{len(channels)}] = {{  "
+            f"static const {CONST_DATA} tf_channel_s8 {p}_channels[{len(channels)}] = {{  "
             "/* bias, multiplier, shift, rounding (lo, hi) */\n"
             + "\n".join(f"    {{{b}, {m}, {sh}, {lo}u, {hi}}}," for b, m, sh, lo, hi in channels) + "\n};",
             e.struct("tf_out_stage_s8", f"{p}_stage", [

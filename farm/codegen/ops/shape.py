@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from farm.codegen.emit import CONST_DATA
 from farm.codegen.ir import Alias, LoweringContext, Step, StepEmitter
 from farm.codegen.ops.common import dtypes, io_count, not_constant, per_tensor, shape4
 from farm.codegen.registry import lowering
@@ -87,7 +88,7 @@ class Concatenation(Step):
         pointers = ", ".join(e.pointer(t, writable=False, ctype="uint8_t") for t in self.inputs)
         e.declare(self,
                   e.int_array(f"{p}_row_bytes", "int32_t", self.row_bytes),
-                  f"static const uint8_t *const {p}_inputs[{len(self.inputs)}] = {{{pointers}}};",
+                  f"static const uint8_t *const {CONST_DATA} {p}_inputs[{len(self.inputs)}] = {{{pointers}}};",
                   f"static const tf_concat_params {p}_params = {{{self.outer}, {len(self.inputs)}, {p}_row_bytes}};",
                   extra=f" (axis {self.axis})")
         e.call(self.kernel, [f"&{p}_params", f"{p}_inputs", e.pointer(self.output, writable=True, ctype="uint8_t")])

@@ -67,6 +67,23 @@ startfiles = [] if arch == "avr" else ["-nostartfiles"]
 if arch == "avr":
     startfiles.append("-Wl,--defsym=__DATA_REGION_LENGTH__=0xfe00")
 c_standard = "-std=gnu11" if arch == "avr" else "-std=c11"
+# Arm and RISC-V: GCC writes each function's frame (-fstack-usage: a .su file per object; no
+# change to the code), from which tinyfarm bounds the stack (farm/build/stack.py) and sizes the
+# reservation: the file stack_size in the project folder holds the bytes, linked as
+# __stack_size (the linker scripts' .stack section; without the file, their fixed default).
+# "probe": tinyfarm's first link, for the bound: no stack, and the RAM region opened (16 MiB,
+# __ram_length__) so that it links whatever the size; the second link has the real region.
+# A changed size only relinks (the link command changes, no object does).
+stack_flags = [] if arch == "avr" else ["-fstack-usage"]
+stack_link = []
+stack_file = os.path.join(env.subst("$PROJECT_DIR"), "stack_size")
+if arch != "avr" and os.path.isfile(stack_file):
+    with open(stack_file, encoding="ascii") as fh:
+        stack_text = fh.read().strip()
+    if stack_text == "probe":
+        stack_link = ["-Wl,--defsym=__stack_size=0", "-Wl,--defsym=__ram_length__=0x1000000"]
+    else:
+        stack_link = ["-Wl,--defsym=__stack_size=%d" % int(stack_text)]
 
 env.Append(
     ASFLAGS=machine_flags + ["-x", "assembler-with-cpp"],
@@ -79,7 +96,8 @@ env.Append(
         "-fno-common",
         "-Wall",
         "-Wextra",
-    ],
+    ]
+    + stack_flags,
     CFLAGS=[c_standard],
     CPPDEFINES=[
         ("F_CPU", board.get("build.f_cpu")),
@@ -94,7 +112,8 @@ env.Append(
         "-Wl,--gc-sections",
         "-Wl,-Map,${BUILD_DIR}/firmware.map",
         "-L" + os.path.join(platform_dir, "ldscripts"),
-    ],
+    ]
+    + stack_link,
     LIBS=libc["libs"],
 )
 if ldscript:

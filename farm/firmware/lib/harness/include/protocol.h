@@ -28,7 +28,10 @@ enum proto_type {
   PROTO_RUN = 0x03,         /* u32 count -> u8 status, i32 kernel status */
   PROTO_READ_OUTPUT = 0x04, /* u32 offset, u16 len -> u8 status, bytes */
   PROTO_READ_TIMING = 0x05, /* -> u8 status, u32 n, u64 total, u64 min, u64 max, u64 loop,
-                               u64 null_loop (raw ticks; see timed_loop in main.c) */
+                               u64 null_loop (raw ticks; see timed_loop in main.c); then, on
+                               boards that paint their stack (stack_paint.h), u32 stack bytes
+                               used since boot, u32 stack bytes reserved. A host reads the
+                               fields it knows and ignores any that follow. */
   PROTO_PING = 0x06,        /* bytes -> the same bytes */
   PROTO_RESPONSE = 0x80,
   /* unsolicited (device -> host) */

@@ -10,6 +10,7 @@
 #include "board.h"
 #include "model_generated.h"
 #include "protocol.h"
+#include "stack_paint.h"
 
 #ifndef FIRMWARE_HASH
 #define FIRMWARE_HASH "unknown"
@@ -309,7 +310,14 @@ static void handle_read_timing(void) {
   wr_u64(&g_tx[21], g_timing.max);
   wr_u64(&g_tx[29], g_timing.loop);
   wr_u64(&g_tx[37], g_timing.null_loop);
+#if defined(HARNESS_STACK_PAINTED)
+  /* the painted stack's high-water mark since boot, and the reservation (stack_paint.h) */
+  wr_u32(&g_tx[45], harness_stack_used());
+  wr_u32(&g_tx[49], harness_stack_size());
+  proto_send(PROTO_READ_TIMING | PROTO_RESPONSE, g_tx, 53);
+#else
   proto_send(PROTO_READ_TIMING | PROTO_RESPONSE, g_tx, 45);
+#endif
 }
 
 /* Boards without a marker pin (the emulated ones) get this no-op. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fault.h"
+#include "stack_paint.h"
 
 extern uint32_t __data_start__, __data_end__, __data_load__;
 extern uint32_t __bss_start__, __bss_end__, __stack_top__;
@@ -62,6 +63,7 @@ void Reset_Handler(void) {
   SCB_CPACR |= (0xFu << 20);
   __asm volatile("dsb\n\tisb" ::: "memory");
 #endif
+  harness_paint_stack(); /* at boot: the timed windows are not touched */
   main();
   for (;;) {
   }

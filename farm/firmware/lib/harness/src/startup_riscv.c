@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fault.h"
+#include "stack_paint.h"
 
 extern uint32_t __data_start__, __data_end__, __data_load__;
 extern uint32_t __bss_start__, __bss_end__;
@@ -21,6 +22,7 @@ void riscv_reset(void) {
   memcpy(&__data_start__, &__data_load__,
          (size_t)((uintptr_t)&__data_end__ - (uintptr_t)&__data_start__));
   memset(&__bss_start__, 0, (size_t)((uintptr_t)&__bss_end__ - (uintptr_t)&__bss_start__));
+  harness_paint_stack(); /* at boot: the timed windows are not touched */
   main();
   for (;;) {
   }

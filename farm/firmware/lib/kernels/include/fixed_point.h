@@ -23,14 +23,88 @@
 
 #include "tf_types.h"
 
+/* TF_MUL_PARTS: the 32 x 32 -> 64-bit products of the requantization built from
+ * four 16 x 16 -> 32-bit ones and 32-bit adds with carries, never an int64_t.
+ * On AVR (8-bit) GCC does every int64_t operation in libgcc (__mulsidi3,
+ * __adddi3, __ashrdi3 shifting one bit a turn, ...): hundreds of cycles per
+ * requantized value. The results are the same bits (tests/unit/test_fast_kernels.py
+ * builds both forms on the host with -DTF_MUL_PARTS=1 and compares them on edge
+ * and random values). Elsewhere the int64_t form below, unchanged. */
+#ifndef TF_MUL_PARTS
+#if defined(__AVR__)
+#define TF_MUL_PARTS 1
+#else
+#define TF_MUL_PARTS 0
+#endif
+#endif
+
+#if TF_MUL_PARTS
+/* A 64-bit two's-complement value as its high (signed) and low words. */
+typedef struct {
+  uint32_t lo;
+  int32_t hi;
+} tf_s64_parts;
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "TF_MUL_PARTS reads the halves of a word through a union: little-endian only"
+#endif
+/* The halves of a word, read through a union: written as shifts and casts,
+ * avr-gcc 5 loses sight of the 16-bit operands and calls the 32 x 32 __mulsi3. */
+typedef union {
+  int32_t word;
+  struct {
+    uint16_t lo;
+    int16_t hi;
+  } half;
+} tf_halves;
+
+/* c + a * b, exactly: with a = ah * 2^16 + al and b = bh * 2^16 + bl (ah, bh
+ * signed, al, bl unsigned 16-bit), a * b = ah*bh * 2^32 + (al*bh + ah*bl) * 2^16
+ * + al*bl, each 16 x 16 product 32 bits wide. The sum is added up in 16-bit
+ * columns, each column's carry going into the next in a 32-bit sum (no column
+ * sum overflows it), so there is no compare for a carry anywhere. */
+static inline tf_s64_parts tf_mul_add_parts(int32_t a, int32_t b, uint32_t c_lo, int32_t c_hi) {
+  const tf_halves ha = {a}, hb = {b};
+  const uint32_t ll = (uint32_t)ha.half.lo * (uint32_t)hb.half.lo;
+  const int32_t lh = (int32_t)ha.half.lo * (int32_t)hb.half.hi;
+  const int32_t hl = (int32_t)ha.half.hi * (int32_t)hb.half.lo;
+  const int32_t hh = (int32_t)ha.half.hi * (int32_t)hb.half.hi;
+  const tf_halves hll = {(int32_t)ll}, hlh = {lh}, hhl = {hl}, hc = {(int32_t)c_lo};
+  /* bits 0..15, 16..31, then 32..63 */
+  const uint32_t col0 = (uint32_t)hll.half.lo + hc.half.lo;
+  const uint32_t col1 = (col0 >> 16) + (uint16_t)hll.half.hi + hlh.half.lo + hhl.half.lo + (uint16_t)hc.half.hi;
+  const uint32_t col2 = (col1 >> 16) + (uint32_t)(int32_t)hlh.half.hi + (uint32_t)(int32_t)hhl.half.hi +
+                        (uint32_t)hh + (uint32_t)c_hi; /* mod 2^32: the exact high word */
+  const tf_s64_parts r = {(col1 << 16) | (uint16_t)col0, (int32_t)col2};
+  return r;
+}
+
+/* a * b, exactly. */
+static inline tf_s64_parts tf_mul_s32_parts(int32_t a, int32_t b) {
+  return tf_mul_add_parts(a, b, 0, 0);
+}
+
+/* floor((a * b + 2^30) / 2^31), the low 32 bits: gemmlowp's rounded high half
+ * (see tf_multiply_by_quantized_multiplier_fast for why the two roundings of
+ * the int64_t form are this one floor). */
+static inline int32_t tf_high_mul_parts(int32_t a, int32_t b) {
+  const tf_s64_parts p = tf_mul_add_parts(a, b, UINT32_C(1) << 30, 0);
+  return (int32_t)(((uint32_t)p.hi << 1) | (p.lo >> 31));
+}
+#endif
+
 static inline int32_t tf_saturating_rounding_doubling_high_mul(int32_t a, int32_t b) {
   if (a == INT32_MIN && b == INT32_MIN) {
     return INT32_MAX;
   }
+#if TF_MUL_PARTS
+  return tf_high_mul_parts(a, b);
+#else
   const int64_t ab = (int64_t)a * (int64_t)b;
   const int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : (INT64_C(1) - (INT64_C(1) << 30));
   /* C division truncates toward zero, as gemmlowp's does. */
   return (int32_t)((ab + nudge) / (INT64_C(1) << 31));
+#endif
 }
 
 /* exponent in [0, 31] */
@@ -69,8 +143,12 @@ static inline int32_t tf_multiply_by_quantized_multiplier_fast(int32_t x, int32_
                                                                int32_t shift) {
   const int32_t left_shift = shift > 0 ? shift : 0;
   const int32_t right_shift = shift > 0 ? 0 : -shift;
+#if TF_MUL_PARTS
+  const int32_t high = tf_high_mul_parts((int32_t)((uint32_t)x << left_shift), multiplier);
+#else
   const int64_t product = (int64_t)(int32_t)((uint32_t)x << left_shift) * multiplier + (INT64_C(1) << 30);
   const int32_t high = (int32_t)(product >> 31);
+#endif
   const int32_t mask = (int32_t)((UINT32_C(1) << right_shift) - UINT32_C(1));
   const int32_t threshold = (mask >> 1) - (high >> 31); /* + 1 when high < 0 */
   return (high >> right_shift) + ((high & mask) > threshold ? 1 : 0);
@@ -88,7 +166,23 @@ static inline int32_t tf_multiply_by_quantized_multiplier_fast(int32_t x, int32_
  * equals [x < 0] except for P = 0 and M = 0, where both forms give 0 when
  * e >= 1. The constant 2^30 + 2^(30+e) comes from the host (round_lo/hi).
  * tests/test_kernels_host.py checks the equality on edge and random values. */
-static inline int32_t tf_requantize_channel_s8(int32_t x, const tf_channel_s8 *ch) {
+static inline int32_t tf_requantize_channel_s8(int32_t x, const TF_CONST_DATA tf_channel_s8 *ch) {
+#if TF_MUL_PARTS
+  /* Each member read once from program memory (on AVR), then words only: C -
+   * 2^31 [x < 0] first, then the multiply-add. (Not as one struct copy: avr-gcc
+   * 5.4 copies a struct from __flash with RAM loads.) */
+  const int32_t shift = ch->shift, multiplier = ch->multiplier;
+  if (shift < 0) {
+    uint32_t c_lo = ch->round_lo;
+    int32_t c_hi = ch->round_hi;
+    if (x < 0) {
+      c_hi = (int32_t)((uint32_t)c_hi - (c_lo < UINT32_C(0x80000000) ? 1u : 0u));
+      c_lo -= UINT32_C(0x80000000);
+    }
+    return tf_mul_add_parts(x, multiplier, c_lo, c_hi).hi >> (-shift - 1);
+  }
+  return tf_multiply_by_quantized_multiplier_fast(x, multiplier, shift);
+#else
   if (ch->shift < 0) {
     int64_t t = (int64_t)(((uint64_t)(uint32_t)ch->round_hi << 32) | ch->round_lo);
     t += (int64_t)x * ch->multiplier;
@@ -96,12 +190,13 @@ static inline int32_t tf_requantize_channel_s8(int32_t x, const tf_channel_s8 *c
     return (int32_t)(t >> 32) >> (-ch->shift - 1);
   }
   return tf_multiply_by_quantized_multiplier_fast(x, ch->multiplier, ch->shift);
+#endif
 }
 
 /* The optimized kernels' output stage: requantize, add the output offset, clamp
  * to [lo, hi]. `full` (a compile-time constant where the kernels call it) says
  * the clamp is the whole int8 range, which Armv7-M does in one SSAT. */
-static inline __attribute__((always_inline)) int8_t tf_output_s8(int32_t acc, const tf_channel_s8 *ch,
+static inline __attribute__((always_inline)) int8_t tf_output_s8(int32_t acc, const TF_CONST_DATA tf_channel_s8 *ch,
                                                                  int32_t offset, int32_t lo, int32_t hi,
                                                                  int full) {
   int32_t v = tf_requantize_channel_s8(acc, ch) + offset;

@@ -24,31 +24,31 @@ extern "C" {
 tf_status conv2d_s8(const tf_conv_params_s8 *params,
                     const tf_per_channel_quant_params *quant_params,
                     const tf_dims *input_dims, const int8_t *input,
-                    const tf_dims *filter_dims, const int8_t *filter,
-                    const int32_t *bias,
+                    const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                    const TF_CONST_DATA int32_t *bias,
                     const tf_dims *output_dims, int8_t *output);
 
 /* float32 2-D convolution. bias may be NULL. */
 tf_status conv2d_f32(const tf_conv_params_f32 *params,
                      const tf_dims *input_dims, const float *input,
-                     const tf_dims *filter_dims, const float *filter,
-                     const float *bias,
+                     const tf_dims *filter_dims, const TF_CONST_DATA float *filter,
+                     const TF_CONST_DATA float *bias,
                      const tf_dims *output_dims, float *output);
 
 /* float32 2-D convolution with int8 weights, filter_scales[oc] * q each. */
 tf_status conv2d_f32_w8(const tf_conv_params_f32 *params,
                         const tf_dims *input_dims, const float *input,
-                        const tf_dims *filter_dims, const int8_t *filter,
-                        const float *filter_scales,
-                        const float *bias,
+                        const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                        const TF_CONST_DATA float *filter_scales,
+                        const TF_CONST_DATA float *bias,
                         const tf_dims *output_dims, float *output);
 
 /* int8 depthwise convolution, any depth multiplier, per-channel requantization. */
 tf_status depthwise_conv2d_s8(const tf_depthwise_params_s8 *params,
                               const tf_per_channel_quant_params *quant_params,
                               const tf_dims *input_dims, const int8_t *input,
-                              const tf_dims *filter_dims, const int8_t *filter,
-                              const int32_t *bias,
+                              const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                              const TF_CONST_DATA int32_t *bias,
                               const tf_dims *output_dims, int8_t *output);
 
 /* ---- optimized int8 kernels (*_s8_fast) -----------------------------------
@@ -63,7 +63,7 @@ tf_status depthwise_conv2d_s8(const tf_depthwise_params_s8 *params,
  * scratch holds (2 * depth rounded up to 4) + 16 * (depth / 4) bytes, 4-byte aligned. */
 tf_status conv2d_s8_fast(const tf_conv_params_s8 *params, const tf_out_stage_s8 *stage,
                          const tf_dims *input_dims, const int8_t *input,
-                         const tf_dims *filter_dims, const int8_t *packed_filter,
+                         const tf_dims *filter_dims, const TF_CONST_DATA int8_t *packed_filter,
                          const tf_dims *output_dims, int8_t *output, int8_t *scratch);
 
 /* CONV_2D 1x1, stride 1, no padding, not grouped: packed_filter arranged by 2
@@ -73,7 +73,7 @@ tf_status conv2d_s8_fast(const tf_conv_params_s8 *params, const tf_out_stage_s8 
  * (rounded up to 4) unless input_channels % 4 == 0 and output_channels is even. */
 tf_status conv2d_1x1_s8_fast(const tf_out_stage_s8 *stage,
                              const tf_dims *input_dims, const int8_t *input,
-                             const tf_dims *filter_dims, const int8_t *packed_filter,
+                             const tf_dims *filter_dims, const TF_CONST_DATA int8_t *packed_filter,
                              const tf_dims *output_dims, int8_t *output, int8_t *scratch);
 
 /* DEPTHWISE_CONV_2D, any depth multiplier. packed_filter: for 3x3 filters with
@@ -84,28 +84,28 @@ tf_status conv2d_1x1_s8_fast(const tf_out_stage_s8 *stage,
  * scratch: input_channels bytes. */
 tf_status depthwise_conv2d_s8_fast(const tf_depthwise_params_s8 *params, const tf_out_stage_s8 *stage,
                                    const tf_dims *input_dims, const int8_t *input,
-                                   const tf_dims *filter_dims, const int8_t *packed_filter,
+                                   const tf_dims *filter_dims, const TF_CONST_DATA int8_t *packed_filter,
                                    const tf_dims *output_dims, int8_t *output, int8_t *scratch);
 
 /* FULLY_CONNECTED with symmetric weights: packed_filter arranged by 4 rows. */
 tf_status fully_connected_s8_fast(const tf_out_stage_s8 *stage,
                                   const tf_dims *input_dims, const int8_t *input,
-                                  const tf_dims *filter_dims, const int8_t *packed_filter,
+                                  const tf_dims *filter_dims, const TF_CONST_DATA int8_t *packed_filter,
                                   const tf_dims *output_dims, int8_t *output);
 
 /* float32 depthwise convolution, any depth multiplier. */
 tf_status depthwise_conv2d_f32(const tf_depthwise_params_f32 *params,
                                const tf_dims *input_dims, const float *input,
-                               const tf_dims *filter_dims, const float *filter,
-                               const float *bias,
+                               const tf_dims *filter_dims, const TF_CONST_DATA float *filter,
+                               const TF_CONST_DATA float *bias,
                                const tf_dims *output_dims, float *output);
 
 /* float32 depthwise convolution with int8 weights, filter_scales[oc] * q each. */
 tf_status depthwise_conv2d_f32_w8(const tf_depthwise_params_f32 *params,
                                   const tf_dims *input_dims, const float *input,
-                                  const tf_dims *filter_dims, const int8_t *filter,
-                                  const float *filter_scales,
-                                  const float *bias,
+                                  const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                                  const TF_CONST_DATA float *filter_scales,
+                                  const TF_CONST_DATA float *bias,
                                   const tf_dims *output_dims, float *output);
 
 /* ---- fully connected ----------------------------------------------------- */
@@ -115,8 +115,8 @@ tf_status depthwise_conv2d_f32_w8(const tf_depthwise_params_f32 *params,
 tf_status fully_connected_s8(const tf_fc_params_s8 *params,
                              const tf_per_tensor_quant_params *quant_params,
                              const tf_dims *input_dims, const int8_t *input,
-                             const tf_dims *filter_dims, const int8_t *filter,
-                             const int32_t *bias,
+                             const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                             const TF_CONST_DATA int32_t *bias,
                              const tf_dims *output_dims, int8_t *output);
 
 /* int8 fully connected with per-output-channel weight scales (one multiplier
@@ -124,15 +124,15 @@ tf_status fully_connected_s8(const tf_fc_params_s8 *params,
 tf_status fully_connected_per_channel_s8(const tf_fc_params_s8 *params,
                                          const tf_per_channel_quant_params *quant_params,
                                          const tf_dims *input_dims, const int8_t *input,
-                                         const tf_dims *filter_dims, const int8_t *filter,
-                                         const int32_t *bias,
+                                         const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                                         const TF_CONST_DATA int32_t *bias,
                                          const tf_dims *output_dims, int8_t *output);
 
 /* float32 fully connected. bias may be NULL. */
 tf_status fully_connected_f32(const tf_fc_params_f32 *params,
                               const tf_dims *input_dims, const float *input,
-                              const tf_dims *filter_dims, const float *filter,
-                              const float *bias,
+                              const tf_dims *filter_dims, const TF_CONST_DATA float *filter,
+                              const TF_CONST_DATA float *bias,
                               const tf_dims *output_dims, float *output);
 
 /* float32 fully connected with int8 weights ("Strategy A"): each weight is
@@ -141,9 +141,9 @@ tf_status fully_connected_f32(const tf_fc_params_f32 *params,
  * bias may be NULL. */
 tf_status fully_connected_f32_w8(const tf_fc_params_f32 *params,
                                  const tf_dims *input_dims, const float *input,
-                                 const tf_dims *filter_dims, const int8_t *filter,
-                                 const float *filter_scales,
-                                 const float *bias,
+                                 const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                                 const TF_CONST_DATA float *filter_scales,
+                                 const TF_CONST_DATA float *bias,
                                  const tf_dims *output_dims, float *output);
 
 /* QUANTIZE float32 -> int8: q = clamp(round(x / scale) + zero_point), ties
@@ -167,25 +167,25 @@ tf_status dequantize_s8_f32(const tf_affine_quant_params *quant_params, int32_t 
  * the input zero point) is required when params->asymmetric, else may be NULL. */
 tf_status fully_connected_hybrid_f32_s8(const tf_fc_params_hybrid *params,
                                         const tf_dims *input_dims, const float *input,
-                                        const tf_dims *filter_dims, const int8_t *filter,
-                                        const float *filter_scales, const int32_t *row_sums,
-                                        const float *bias,
+                                        const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                                        const TF_CONST_DATA float *filter_scales, const TF_CONST_DATA int32_t *row_sums,
+                                        const TF_CONST_DATA float *bias,
                                         const tf_dims *output_dims, float *output, int8_t *scratch);
 
 /* Hybrid 2-D convolution (grouped when filter_dims->c < input_dims->c). */
 tf_status conv2d_hybrid_f32_s8(const tf_conv_params_hybrid *params,
                                const tf_dims *input_dims, const float *input,
-                               const tf_dims *filter_dims, const int8_t *filter,
-                               const float *filter_scales,
-                               const float *bias,
+                               const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                               const TF_CONST_DATA float *filter_scales,
+                               const TF_CONST_DATA float *bias,
                                const tf_dims *output_dims, float *output, int8_t *scratch);
 
 /* Hybrid depthwise convolution, any depth multiplier. */
 tf_status depthwise_conv2d_hybrid_f32_s8(const tf_depthwise_params_hybrid *params,
                                          const tf_dims *input_dims, const float *input,
-                                         const tf_dims *filter_dims, const int8_t *filter,
-                                         const float *filter_scales,
-                                         const float *bias,
+                                         const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                                         const TF_CONST_DATA float *filter_scales,
+                                         const TF_CONST_DATA float *bias,
                                          const tf_dims *output_dims, float *output, int8_t *scratch);
 
 /* ---- pooling and reductions ---------------------------------------------- */
@@ -241,7 +241,7 @@ tf_status requantize_s8(const tf_requantize_params_s8 *params, int32_t size,
 
 /* int8 element-wise function by 256-entry table (LOGISTIC, TANH):
  * output = table[input + 128]. */
-tf_status lut_s8(const int8_t *table, int32_t size, const int8_t *input, int8_t *output);
+tf_status lut_s8(const TF_CONST_DATA int8_t *table, int32_t size, const int8_t *input, int8_t *output);
 
 /* float32 RELU / RELU6 as a clamp. */
 tf_status clamp_f32(const tf_activation_params_f32 *params, int32_t size, const float *input, float *output);
@@ -263,7 +263,7 @@ tf_status pad(const tf_pad_params *params,
               const tf_dims *input_dims, const uint8_t *input,
               const tf_dims *output_dims, uint8_t *output);
 
-tf_status concatenation(const tf_concat_params *params, const uint8_t *const *inputs, uint8_t *output);
+tf_status concatenation(const tf_concat_params *params, const uint8_t *const TF_CONST_DATA *inputs, uint8_t *output);
 
 #ifdef __cplusplus
 }

@@ -25,7 +25,7 @@
 #include "tf_types.h"
 
 /* One input vector x[depth] -> out[rows]. */
-void tf_mat_vec_s8_g4(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x,
+void tf_mat_vec_s8_g4(const TF_CONST_DATA int8_t *packed, int32_t rows, int32_t depth, const int8_t *x,
                       const tf_out_stage_s8 *stage, int8_t *out);
 
 /* Two input vectors (two columns) -> out0[rows], out1[rows]; x1 == NULL
@@ -35,7 +35,7 @@ void tf_mat_vec_s8_g4(const int8_t *packed, int32_t rows, int32_t depth, const i
  * s8 -> s16 step), a whole even number of chunks, zero-padded; the other
  * paths leave it untouched. */
 #define TF_MAT_MULT_EXT_WORDS(depth) (8 * (((depth) + 7) / 8))
-void tf_mat_mult_s8_g2(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x0, const int8_t *x1,
+void tf_mat_mult_s8_g2(const TF_CONST_DATA int8_t *packed, int32_t rows, int32_t depth, const int8_t *x0, const int8_t *x1,
                        const tf_out_stage_s8 *stage, int8_t *out0, int8_t *out1, uint32_t *ext);
 
 #endif /* MAT_MULT_S8_H */

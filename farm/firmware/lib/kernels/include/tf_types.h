@@ -17,6 +17,21 @@
 
 #include <stdint.h>
 
+/* The address space of the model's constant data (weights, biases, per-channel
+ * multipliers and shifts, lookup tables, packed weights): the code generator
+ * qualifies every constant array it emits with it, and the kernels take it on
+ * their constant-tensor pointers. On AVR (a Harvard core) it is GCC's named
+ * address space __flash (C, -std=gnu11): the arrays stay in program memory,
+ * read with LPM, instead of being copied into the few KiB of SRAM by avr-libc's
+ * start-up; __flash reaches the low 64 KiB of flash only, which preflight
+ * checks (farm/build/fits.py). Elsewhere (Arm, RISC-V, the host) it is empty:
+ * flash and RAM share one address space and the code is unchanged. */
+#if defined(__AVR__) && !defined(__cplusplus)
+#define TF_CONST_DATA __flash
+#else
+#define TF_CONST_DATA
+#endif
+
 /* Return value of every kernel (and, nonzero, of model_invoke()). */
 typedef enum {
   TF_OK = 0,
@@ -86,7 +101,7 @@ typedef struct {
 /* Output stage of the optimized int8 kernels: the channels, then the output
  * offset and the clamp. */
 typedef struct {
-  const tf_channel_s8 *channels;
+  const TF_CONST_DATA tf_channel_s8 *channels;
   int32_t output_offset;
   int32_t activation_min;
   int32_t activation_max;
@@ -171,7 +186,7 @@ typedef struct {
  * exp_lut[d] is exp(-(scaled d)) in Q0.31 for a difference d = max - x in
  * 0..255, or 0 where TFLM skips the element (d beyond its diff_min). */
 typedef struct {
-  const int32_t *exp_lut;  /* 256 entries */
+  const TF_CONST_DATA int32_t *exp_lut;  /* 256 entries */
 } tf_softmax_params_s8;
 
 /* Requantization of a whole tensor: real multiplier = multiplier * 2^(shift - 31),
@@ -183,8 +198,8 @@ typedef struct {
 
 /* Requantization per output channel: one multiplier and shift per channel. */
 typedef struct {
-  const int32_t *multiplier;
-  const int32_t *shift;
+  const TF_CONST_DATA int32_t *multiplier;
+  const TF_CONST_DATA int32_t *shift;
 } tf_per_channel_quant_params;
 
 /* ---- float32 ------------------------------------------------------------- */
@@ -279,7 +294,7 @@ typedef struct {
 typedef struct {
   int32_t outer;
   int32_t count;
-  const int32_t *input_row_bytes;
+  const TF_CONST_DATA int32_t *input_row_bytes;
 } tf_concat_params;
 
 #endif /* TF_TYPES_H */

@@ -7,7 +7,7 @@
 
 #include "kernels.h"
 
-tf_status concatenation(const tf_concat_params *params, const uint8_t *const *inputs, uint8_t *output) {
+tf_status concatenation(const tf_concat_params *params, const uint8_t *const TF_CONST_DATA *inputs, uint8_t *output) {
   if (params == NULL || params->input_row_bytes == NULL || inputs == NULL || output == NULL) {
     return TF_ERROR_NULL_POINTER;
   }

@@ -50,7 +50,7 @@ static int backward_is_safe(uintptr_t in, uintptr_t out, int32_t pixels, int32_t
   return q_first < q_last || below_at_both(in, depth, out, rows, q_last, q_first);
 }
 
-static void pair(const int8_t *packed_filter, int32_t rows, int32_t depth, const tf_out_stage_s8 *stage,
+static void pair(const TF_CONST_DATA int8_t *packed_filter, int32_t rows, int32_t depth, const tf_out_stage_s8 *stage,
                  const int8_t *input, int8_t *output, int32_t p, int32_t count, int8_t *copy, uint32_t *ext) {
   const int8_t *x0 = input + p * depth;
   if (copy != NULL) {
@@ -63,7 +63,7 @@ static void pair(const int8_t *packed_filter, int32_t rows, int32_t depth, const
 
 tf_status conv2d_1x1_s8_fast(const tf_out_stage_s8 *stage,
                              const tf_dims *input_dims, const int8_t *input,
-                             const tf_dims *filter_dims, const int8_t *packed_filter,
+                             const tf_dims *filter_dims, const TF_CONST_DATA int8_t *packed_filter,
                              const tf_dims *output_dims, int8_t *output, int8_t *scratch) {
   if (stage == NULL || stage->channels == NULL ||
       input_dims == NULL || input == NULL || filter_dims == NULL || packed_filter == NULL ||

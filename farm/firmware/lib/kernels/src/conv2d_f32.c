@@ -8,8 +8,8 @@
 
 tf_status conv2d_f32(const tf_conv_params_f32 *params,
                      const tf_dims *input_dims, const float *input,
-                     const tf_dims *filter_dims, const float *filter,
-                     const float *bias,
+                     const tf_dims *filter_dims, const TF_CONST_DATA float *filter,
+                     const TF_CONST_DATA float *bias,
                      const tf_dims *output_dims, float *output) {
   if (params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL || filter == NULL ||
       output_dims == NULL || output == NULL) {
@@ -38,7 +38,7 @@ tf_status conv2d_f32(const tf_conv_params_f32 *params,
         const int32_t in_x0 = ox * win->stride_w - win->pad_w;
         for (int32_t oc = 0; oc < out_c; ++oc) {
           const int32_t in_c0 = (oc / filters_per_group) * group_c;
-          const float *w = filter + oc * filter_size;
+          const TF_CONST_DATA float *w = filter + oc * filter_size;
           float total = 0.0f;
           for (int32_t ky = 0; ky < k_h; ++ky) {
             const int32_t iy = in_y0 + win->dilation_h * ky;
@@ -51,7 +51,7 @@ tf_status conv2d_f32(const tf_conv_params_f32 *params,
                 continue;
               }
               const float *x = in_batch + (iy * in_w + ix) * in_c + in_c0;
-              const float *wk = w + (ky * k_w + kx) * group_c;
+              const TF_CONST_DATA float *wk = w + (ky * k_w + kx) * group_c;
               for (int32_t ic = 0; ic < group_c; ++ic) {
                 total += x[ic] * wk[ic];
               }

@@ -11,8 +11,8 @@
 tf_status conv2d_s8(const tf_conv_params_s8 *params,
                     const tf_per_channel_quant_params *quant_params,
                     const tf_dims *input_dims, const int8_t *input,
-                    const tf_dims *filter_dims, const int8_t *filter,
-                    const int32_t *bias,
+                    const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                    const TF_CONST_DATA int32_t *bias,
                     const tf_dims *output_dims, int8_t *output) {
   if (params == NULL || quant_params == NULL || quant_params->multiplier == NULL ||
       quant_params->shift == NULL || input_dims == NULL || input == NULL || filter_dims == NULL ||
@@ -47,7 +47,7 @@ tf_status conv2d_s8(const tf_conv_params_s8 *params,
         const int32_t in_x0 = ox * win->stride_w - win->pad_w;
         for (int32_t oc = 0; oc < out_c; ++oc) {
           const int32_t in_c0 = (oc / filters_per_group) * group_c;
-          const int8_t *w = filter + oc * filter_size;
+          const TF_CONST_DATA int8_t *w = filter + oc * filter_size;
           int32_t acc = 0;
           for (int32_t ky = 0; ky < k_h; ++ky) {
             const int32_t iy = in_y0 + win->dilation_h * ky;
@@ -60,7 +60,7 @@ tf_status conv2d_s8(const tf_conv_params_s8 *params,
                 continue;
               }
               const int8_t *x = in_batch + (iy * in_w + ix) * in_c + in_c0;
-              const int8_t *wk = w + (ky * k_w + kx) * group_c;
+              const TF_CONST_DATA int8_t *wk = w + (ky * k_w + kx) * group_c;
               for (int32_t ic = 0; ic < group_c; ++ic) {
                 acc += (int32_t)wk[ic] * ((int32_t)x[ic] + params->input_offset);
               }

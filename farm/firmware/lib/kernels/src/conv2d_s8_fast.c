@@ -78,7 +78,7 @@ static void gather(int8_t *col, const int8_t *in, const tf_dims *input_dims, con
 
 tf_status conv2d_s8_fast(const tf_conv_params_s8 *params, const tf_out_stage_s8 *stage,
                          const tf_dims *input_dims, const int8_t *input,
-                         const tf_dims *filter_dims, const int8_t *packed_filter,
+                         const tf_dims *filter_dims, const TF_CONST_DATA int8_t *packed_filter,
                          const tf_dims *output_dims, int8_t *output, int8_t *scratch) {
   if (params == NULL || stage == NULL || stage->channels == NULL || input_dims == NULL || input == NULL || filter_dims == NULL ||
       packed_filter == NULL || output_dims == NULL || output == NULL || scratch == NULL) {

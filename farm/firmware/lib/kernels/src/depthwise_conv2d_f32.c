@@ -8,8 +8,8 @@
 
 tf_status depthwise_conv2d_f32(const tf_depthwise_params_f32 *params,
                                const tf_dims *input_dims, const float *input,
-                               const tf_dims *filter_dims, const float *filter,
-                               const float *bias,
+                               const tf_dims *filter_dims, const TF_CONST_DATA float *filter,
+                               const TF_CONST_DATA float *bias,
                                const tf_dims *output_dims, float *output) {
   if (params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL || filter == NULL ||
       output_dims == NULL || output == NULL) {

@@ -10,9 +10,9 @@
 
 tf_status depthwise_conv2d_f32_w8(const tf_depthwise_params_f32 *params,
                                   const tf_dims *input_dims, const float *input,
-                                  const tf_dims *filter_dims, const int8_t *filter,
-                                  const float *filter_scales,
-                                  const float *bias,
+                                  const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                                  const TF_CONST_DATA float *filter_scales,
+                                  const TF_CONST_DATA float *bias,
                                   const tf_dims *output_dims, float *output) {
   if (params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL || filter == NULL ||
       filter_scales == NULL || output_dims == NULL || output == NULL) {

@@ -10,8 +10,8 @@
 tf_status depthwise_conv2d_s8(const tf_depthwise_params_s8 *params,
                               const tf_per_channel_quant_params *quant_params,
                               const tf_dims *input_dims, const int8_t *input,
-                              const tf_dims *filter_dims, const int8_t *filter,
-                              const int32_t *bias,
+                              const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                              const TF_CONST_DATA int32_t *bias,
                               const tf_dims *output_dims, int8_t *output) {
   if (params == NULL || quant_params == NULL || quant_params->multiplier == NULL ||
       quant_params->shift == NULL || input_dims == NULL || input == NULL || filter_dims == NULL ||

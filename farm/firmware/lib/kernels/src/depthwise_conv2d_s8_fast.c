@@ -43,14 +43,14 @@
 #define INLINE static inline __attribute__((always_inline))
 
 typedef struct {
-  const tf_channel_s8 *ch;
+  const TF_CONST_DATA tf_channel_s8 *ch;
   int32_t offset, lo, hi;
 } stage_regs;
 
 /* One output pixel of a 3x3 filter, depth multiplier 1, window inside the
  * input: three row pointers and two column offsets reach the nine taps. */
 INLINE void pixel_3x3_m1(const int8_t *base, int32_t channels, int32_t col_step, int32_t row_step,
-                         const int8_t *w, stage_regs st, int8_t *out, int full) {
+                         const TF_CONST_DATA int8_t *w, stage_regs st, int8_t *out, int full) {
   const int32_t c2 = 2 * col_step;
   const int8_t *p0 = base, *p1 = base + row_step, *p2 = base + 2 * row_step;
   for (int32_t c = 0; c < channels; ++c, w += 9) {
@@ -70,7 +70,7 @@ INLINE void pixel_3x3_m1(const int8_t *base, int32_t channels, int32_t col_step,
 
 /* One output pixel of a 3x3 filter, depth multiplier 1, its nine taps given as
  * pointers (each at input channel 0 of its tap, or at the zero-point row). */
-INLINE void pixel_3x3_taps_m1(const int8_t *const tap[9], int32_t channels, const int8_t *w, stage_regs st,
+INLINE void pixel_3x3_taps_m1(const int8_t *const tap[9], int32_t channels, const TF_CONST_DATA int8_t *w, stage_regs st,
                               int8_t *out, int full) {
   for (int32_t c = 0; c < channels; ++c, w += 9) {
     int32_t acc = st.ch[c].bias;
@@ -89,7 +89,7 @@ INLINE void pixel_3x3_taps_m1(const int8_t *const tap[9], int32_t channels, cons
 
 /* One output pixel of a 3x3 filter, its nine taps given as pointers (each at
  * input channel 0 of its tap, or at the zero-point row). Any multiplier. */
-INLINE void pixel_3x3_taps(const int8_t *const tap[9], int32_t in_c, int32_t multiplier, const int8_t *w,
+INLINE void pixel_3x3_taps(const int8_t *const tap[9], int32_t in_c, int32_t multiplier, const TF_CONST_DATA int8_t *w,
                            stage_regs st, int8_t *out, int full) {
   int32_t oc = 0;
   for (int32_t ic = 0; ic < in_c; ++ic) {
@@ -109,17 +109,17 @@ INLINE void pixel_3x3_taps(const int8_t *const tap[9], int32_t in_c, int32_t mul
 /* Any filter size and output pixel: taps outside the input count as the zero point `pad`. */
 static void pixel_any(const int8_t *in, const tf_dims *input_dims, const tf_dims *filter_dims,
                       const tf_window *win, int32_t multiplier, int32_t iy0, int32_t ix0, int8_t pad,
-                      const int8_t *packed, stage_regs st, int8_t *out) {
+                      const TF_CONST_DATA int8_t *packed, stage_regs st, int8_t *out) {
   const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
   const int32_t k_h = filter_dims->h, k_w = filter_dims->w, taps = k_h * k_w;
-  const int8_t *w = packed;
+  const TF_CONST_DATA int8_t *w = packed;
   int32_t oc = 0;
   for (int32_t ic = 0; ic < in_c; ++ic) {
     for (int32_t m = 0; m < multiplier; ++m, ++oc, w += taps) {
       int32_t acc = st.ch[oc].bias;
       for (int32_t ky = 0; ky < k_h; ++ky) {
         const int32_t iy = iy0 + ky * win->dilation_h;
-        const int8_t *wk = w + ky * k_w;
+        const TF_CONST_DATA int8_t *wk = w + ky * k_w;
         if (iy < 0 || iy >= in_h) {
           for (int32_t kx = 0; kx < k_w; ++kx) {
             acc += wk[kx] * pad;
@@ -138,7 +138,7 @@ static void pixel_any(const int8_t *in, const tf_dims *input_dims, const tf_dims
 }
 
 INLINE void depthwise(const tf_depthwise_params_s8 *params, stage_regs st, const tf_dims *input_dims,
-                      const int8_t *input, const tf_dims *filter_dims, const int8_t *packed,
+                      const int8_t *input, const tf_dims *filter_dims, const TF_CONST_DATA int8_t *packed,
                       const tf_dims *output_dims, int8_t *output, const int8_t *pad_row, int full) {
   const tf_window *win = &params->window;
   const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
@@ -190,20 +190,33 @@ _Static_assert(TF_DW_SHIFT == 12, "the DSP requantization below shifts by ASR #1
 enum { RQ_FAST_FULL, RQ_FAST_CLAMP, RQ_GENERAL };
 
 typedef struct {
-  const tf_channel_s8 *ch; /* mode 0 */
+  const TF_CONST_DATA tf_channel_s8 *ch; /* mode 0 */
   int32_t offset, lo, hi;
 } dw_stage;
 
-static inline const uint32_t *words_at(const int8_t *p) {
-  return (const uint32_t *)__builtin_assume_aligned(p, 4);
+/* The stream's words, 4-byte aligned (the code generator aligns it to 16). On
+ * AVR the stream is in program memory (TF_CONST_DATA) and alignment means
+ * nothing to an 8-bit core: a plain cast in the same address space. */
+#if defined(__AVR__)
+#define TF_DW_WORDS(type, p) ((type)(p))
+#else
+#define TF_DW_WORDS(type, p) ((type)__builtin_assume_aligned((p), 4))
+#endif
+
+static inline const TF_CONST_DATA uint32_t *words_at(const TF_CONST_DATA int8_t *p) {
+  return TF_DW_WORDS(const TF_CONST_DATA uint32_t *, p);
 }
 
 /* Mode 1's output stage: the high word of C + acc * M, shifted right by E - 1
  * and clamped (q: C low, C high, M). */
-INLINE int8_t rq_fast(int32_t acc, const uint32_t *q, int rq, int32_t lo, int32_t hi) {
+INLINE int8_t rq_fast(int32_t acc, const TF_CONST_DATA uint32_t *q, int rq, int32_t lo, int32_t hi) {
+#if TF_MUL_PARTS /* fixed_point.h: no int64_t on AVR */
+  const int32_t v = tf_mul_add_parts(acc, (int32_t)q[2], q[0], (int32_t)q[1]).hi;
+#else
   int64_t t = (int64_t)(((uint64_t)q[1] << 32) | q[0]); /* C, low word first */
   t += (int64_t)acc * (int32_t)q[2];
   const int32_t v = (int32_t)((uint64_t)t >> 32);
+#endif
 #if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
   if (rq == RQ_FAST_FULL) {
     int32_t r;
@@ -220,9 +233,9 @@ INLINE int8_t rq_fast(int32_t acc, const uint32_t *q, int rq, int32_t lo, int32_
 }
 
 /* The output stage of channel c (its accumulator acc, its words q in mode 1). */
-INLINE int8_t rq_out(int32_t acc, const uint32_t *q, int32_t c, dw_stage st, int rq) {
+INLINE int8_t rq_out(int32_t acc, const TF_CONST_DATA uint32_t *q, int32_t c, dw_stage st, int rq) {
   if (rq == RQ_GENERAL) {
-    const tf_channel_s8 *ch = &st.ch[c];
+    const TF_CONST_DATA tf_channel_s8 *ch = &st.ch[c];
     return tf_output_s8(acc + ch->bias, ch, st.offset, st.lo, st.hi, st.lo == -128 && st.hi == 127);
   }
   return rq_fast(acc, q, rq, st.lo, st.hi);
@@ -275,7 +288,7 @@ INLINE int8_t rq_out(int32_t acc, const uint32_t *q, int32_t c, dw_stage st, int
  * `vert` the pixels are one above the other and the table transposed:
  * tp[kx * DW_COLS + j] is input row j of column kx. o0, o1: the pixels'
  * outputs, biased by +in_c. */
-INLINE void block_dsp(const int8_t *const *tp, int npix, int S, int vert, int32_t c, const int8_t *stream,
+INLINE void block_dsp(const int8_t *const *tp, int npix, int S, int vert, int32_t c, const TF_CONST_DATA int8_t *stream,
                       int8_t *o0, int8_t *o1, dw_stage st, int rq, int32_t ch0) {
   const int gs = rq == RQ_GENERAL ? 72 : 120; /* bytes per group */
   const uint32_t *w = (const uint32_t *)(const void *)((uintptr_t)stream - (uintptr_t)gs);
@@ -353,7 +366,7 @@ INLINE void block_dsp(const int8_t *const *tp, int npix, int S, int vert, int32_
               : [w] "r"(w), [c] "r"(c), [p0] "m"(o0), [p1] "m"(o1)
               : "memory");
     } else {
-      const uint32_t *q = w + 18;
+      const TF_CONST_DATA uint32_t *q = w + 18;
       const int32_t cc = ch0 + c;
       o0[c] = rq_out(a0, q, cc, st, rq);
       o0[c + 1] = rq_out(a1, q + 3, cc + 1, st, rq);
@@ -372,12 +385,12 @@ INLINE void block_dsp(const int8_t *const *tp, int npix, int S, int vert, int32_
 #endif
 
 /* The same on any core: one channel at a time, the int16 weights of the stream. */
-INLINE void block_portable(const int8_t *const *tp, int npix, int S, int vert, int32_t c, const int8_t *stream,
+INLINE void block_portable(const int8_t *const *tp, int npix, int S, int vert, int32_t c, const TF_CONST_DATA int8_t *stream,
                            int8_t *o0, int8_t *o1, dw_stage st, int rq, int32_t ch0) {
-  const uint32_t *w = words_at(stream);
+  const TF_CONST_DATA uint32_t *w = words_at(stream);
   const int ncol = npix == 2 ? S + 3 : 3;
   do {
-    const int16_t *w16 = (const int16_t *)__builtin_assume_aligned(w, 4);
+    const TF_CONST_DATA int16_t *w16 = TF_DW_WORDS(const TF_CONST_DATA int16_t *, w);
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
       const int pos = (k & 1) * 2 + (k >> 1); /* c, c+2 | c+1, c+3 */
@@ -396,7 +409,7 @@ INLINE void block_portable(const int8_t *const *tp, int npix, int S, int vert, i
           }
         }
       }
-      const uint32_t *q = w + 18 + 3 * k;
+      const TF_CONST_DATA uint32_t *q = w + 18 + 3 * k;
       o0[c + k] = rq_out(a, q, ch0 + c + k, st, rq);
       if (npix == 2) {
         o1[c + k] = rq_out(b, q, ch0 + c + k, st, rq);
@@ -407,7 +420,7 @@ INLINE void block_portable(const int8_t *const *tp, int npix, int S, int vert, i
   } while (c < 0);
 }
 
-INLINE void block(const int8_t *const *tp, int npix, int S, int vert, int32_t in_c, const int8_t *stream,
+INLINE void block(const int8_t *const *tp, int npix, int S, int vert, int32_t in_c, const TF_CONST_DATA int8_t *stream,
                   int8_t *o0, int8_t *o1, dw_stage st, int rq) {
 #if TF_DSP
   block_dsp(tp, npix, S, vert, -in_c, stream, o0 + in_c, o1 + in_c, st, rq, in_c);
@@ -454,7 +467,7 @@ INLINE void fill_table(const int8_t **tp, const dw_geom *g, const int8_t *const 
 
 /* Output row oy, pixels in pairs along x (S: pixel 1's column offset, 1 or 2;
  * 3: pixel by pixel). */
-INLINE void dw_row(const dw_geom *g, int32_t oy, const int8_t *stream, int8_t *out, dw_stage st, int rq, int S) {
+INLINE void dw_row(const dw_geom *g, int32_t oy, const TF_CONST_DATA int8_t *stream, int8_t *out, dw_stage st, int rq, int S) {
   const tf_window *win = g->win;
   const int8_t *tp[3 * DW_COLS];
   const int32_t iy0 = oy * win->stride_h - win->pad_h, in_c = g->in_c;
@@ -478,7 +491,7 @@ INLINE void dw_row(const dw_geom *g, int32_t oy, const int8_t *stream, int8_t *o
 }
 
 /* Output rows oy and oy + 1, pixels in pairs along y (S: pixel 1's row offset, 1 or 2). */
-INLINE void dw_row_pair(const dw_geom *g, int32_t oy, const int8_t *stream, int8_t *out, dw_stage st, int rq,
+INLINE void dw_row_pair(const dw_geom *g, int32_t oy, const TF_CONST_DATA int8_t *stream, int8_t *out, dw_stage st, int rq,
                         int S) {
   const tf_window *win = g->win;
   const int8_t *tp[3 * DW_COLS];
@@ -497,9 +510,9 @@ INLINE void dw_row_pair(const dw_geom *g, int32_t oy, const int8_t *stream, int8
 
 /* The row functions, one per compile-time case (out of line: the size of the
  * unrolled code stays in check, a call per row costs little). */
-typedef void (*dw_row_fn)(const dw_geom *g, int32_t oy, const int8_t *stream, int8_t *out, dw_stage st);
+typedef void (*dw_row_fn)(const dw_geom *g, int32_t oy, const TF_CONST_DATA int8_t *stream, int8_t *out, dw_stage st);
 #define DW_ROW_FN(name, body)                                                                          \
-  static __attribute__((noinline)) void name(const dw_geom *g, int32_t oy, const int8_t *stream, int8_t *out, \
+  static __attribute__((noinline)) void name(const dw_geom *g, int32_t oy, const TF_CONST_DATA int8_t *stream, int8_t *out, \
                                              dw_stage st) {                                           \
     body;                                                                                              \
   }
@@ -516,7 +529,7 @@ DW_ROW_FN(pair_clamp_1, dw_row_pair(g, oy, stream, out, st, RQ_FAST_CLAMP, 1))
 DW_ROW_FN(pair_clamp_2, dw_row_pair(g, oy, stream, out, st, RQ_FAST_CLAMP, 2))
 
 static void dw3x3_stream(const tf_depthwise_params_s8 *params, const tf_out_stage_s8 *stage,
-                         const tf_dims *input_dims, const int8_t *input, const int8_t *stream,
+                         const tf_dims *input_dims, const int8_t *input, const TF_CONST_DATA int8_t *stream,
                          const tf_dims *output_dims, int8_t *output, const int8_t *pad) {
   const tf_window *win = &params->window;
   const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
@@ -556,7 +569,7 @@ static void dw3x3_stream(const tf_depthwise_params_s8 *params, const tf_out_stag
 
 tf_status depthwise_conv2d_s8_fast(const tf_depthwise_params_s8 *params, const tf_out_stage_s8 *stage,
                                    const tf_dims *input_dims, const int8_t *input,
-                                   const tf_dims *filter_dims, const int8_t *packed_filter,
+                                   const tf_dims *filter_dims, const TF_CONST_DATA int8_t *packed_filter,
                                    const tf_dims *output_dims, int8_t *output, int8_t *scratch) {
   if (params == NULL || stage == NULL || stage->channels == NULL || input_dims == NULL || input == NULL ||
       filter_dims == NULL || packed_filter == NULL || output_dims == NULL || output == NULL || scratch == NULL) {

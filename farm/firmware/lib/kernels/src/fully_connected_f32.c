@@ -6,8 +6,8 @@
 
 tf_status fully_connected_f32(const tf_fc_params_f32 *params,
                               const tf_dims *input_dims, const float *input,
-                              const tf_dims *filter_dims, const float *filter,
-                              const float *bias,
+                              const tf_dims *filter_dims, const TF_CONST_DATA float *filter,
+                              const TF_CONST_DATA float *bias,
                               const tf_dims *output_dims, float *output) {
   if (params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL || filter == NULL ||
       output_dims == NULL || output == NULL) {
@@ -26,7 +26,7 @@ tf_status fully_connected_f32(const tf_fc_params_f32 *params,
   for (int32_t b = 0; b < batches; ++b) {
     const float *in = input + b * accum_depth;
     for (int32_t oc = 0; oc < output_depth; ++oc) {
-      const float *w = filter + oc * accum_depth;
+      const TF_CONST_DATA float *w = filter + oc * accum_depth;
       float total = 0.0f;
       for (int32_t d = 0; d < accum_depth; ++d) {
         total += in[d] * w[d];

@@ -9,9 +9,9 @@
 
 tf_status fully_connected_f32_w8(const tf_fc_params_f32 *params,
                                  const tf_dims *input_dims, const float *input,
-                                 const tf_dims *filter_dims, const int8_t *filter,
-                                 const float *filter_scales,
-                                 const float *bias,
+                                 const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                                 const TF_CONST_DATA float *filter_scales,
+                                 const TF_CONST_DATA float *bias,
                                  const tf_dims *output_dims, float *output) {
   if (params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL || filter == NULL ||
       filter_scales == NULL || output_dims == NULL || output == NULL) {
@@ -30,7 +30,7 @@ tf_status fully_connected_f32_w8(const tf_fc_params_f32 *params,
   for (int32_t b = 0; b < batches; ++b) {
     const float *in = input + b * accum_depth;
     for (int32_t oc = 0; oc < output_depth; ++oc) {
-      const int8_t *w = filter + oc * accum_depth;
+      const TF_CONST_DATA int8_t *w = filter + oc * accum_depth;
       const float scale = filter_scales[oc];
       float total = 0.0f;
       for (int32_t d = 0; d < accum_depth; ++d) {

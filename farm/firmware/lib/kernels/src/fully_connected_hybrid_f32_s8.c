@@ -18,9 +18,9 @@ static float clamp_value(float value, float lo, float hi) {
 
 tf_status fully_connected_hybrid_f32_s8(const tf_fc_params_hybrid *params,
                                         const tf_dims *input_dims, const float *input,
-                                        const tf_dims *filter_dims, const int8_t *filter,
-                                        const float *filter_scales, const int32_t *row_sums,
-                                        const float *bias,
+                                        const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                                        const TF_CONST_DATA float *filter_scales, const TF_CONST_DATA int32_t *row_sums,
+                                        const TF_CONST_DATA float *bias,
                                         const tf_dims *output_dims, float *output, int8_t *scratch) {
   if (params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL || filter == NULL ||
       filter_scales == NULL || output_dims == NULL || output == NULL || scratch == NULL ||
@@ -58,7 +58,7 @@ tf_status fully_connected_hybrid_f32_s8(const tf_fc_params_hybrid *params,
                        &zero_point);
     float *out = output + b * output_depth;
     for (int32_t oc = 0; oc < output_depth; ++oc) {
-      const int8_t *w = filter + oc * accum_depth;
+      const TF_CONST_DATA int8_t *w = filter + oc * accum_depth;
       int32_t acc = 0;
       for (int32_t d = 0; d < accum_depth; ++d) {
         acc += (int32_t)w[d] * (int32_t)scratch[d];

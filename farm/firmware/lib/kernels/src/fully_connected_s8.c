@@ -9,8 +9,8 @@
 tf_status fully_connected_s8(const tf_fc_params_s8 *params,
                              const tf_per_tensor_quant_params *quant_params,
                              const tf_dims *input_dims, const int8_t *input,
-                             const tf_dims *filter_dims, const int8_t *filter,
-                             const int32_t *bias,
+                             const tf_dims *filter_dims, const TF_CONST_DATA int8_t *filter,
+                             const TF_CONST_DATA int32_t *bias,
                              const tf_dims *output_dims, int8_t *output) {
   if (params == NULL || quant_params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL ||
       filter == NULL || output_dims == NULL || output == NULL) {
@@ -30,7 +30,7 @@ tf_status fully_connected_s8(const tf_fc_params_s8 *params,
   for (int32_t b = 0; b < batches; ++b) {
     const int8_t *in = input + b * accum_depth;
     for (int32_t oc = 0; oc < output_depth; ++oc) {
-      const int8_t *w = filter + oc * accum_depth;
+      const TF_CONST_DATA int8_t *w = filter + oc * accum_depth;
       int32_t acc = 0;
       for (int32_t d = 0; d < accum_depth; ++d) {
         acc += ((int32_t)w[d] + params->filter_offset) * ((int32_t)in[d] + params->input_offset);

@@ -10,7 +10,7 @@
 
 tf_status fully_connected_s8_fast(const tf_out_stage_s8 *stage,
                                   const tf_dims *input_dims, const int8_t *input,
-                                  const tf_dims *filter_dims, const int8_t *packed_filter,
+                                  const tf_dims *filter_dims, const TF_CONST_DATA int8_t *packed_filter,
                                   const tf_dims *output_dims, int8_t *output) {
   if (stage == NULL || stage->channels == NULL ||
       input_dims == NULL || input == NULL || filter_dims == NULL || packed_filter == NULL ||

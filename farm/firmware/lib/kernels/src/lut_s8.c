@@ -7,7 +7,7 @@
 
 #include "kernels.h"
 
-tf_status lut_s8(const int8_t *table, int32_t size, const int8_t *input, int8_t *output) {
+tf_status lut_s8(const TF_CONST_DATA int8_t *table, int32_t size, const int8_t *input, int8_t *output) {
   if (table == NULL || input == NULL || output == NULL) {
     return TF_ERROR_NULL_POINTER;
   }

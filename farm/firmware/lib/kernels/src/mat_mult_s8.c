@@ -58,7 +58,7 @@ INLINE int32_t add_wrap(int32_t a, int32_t b) {
 /* The two columns' outputs of one row: one channel, its shift tested once
  * (a right shift, the usual case, laid out as the straight path); both
  * computed before either store (a store may alias ch). */
-INLINE void out_pair(int32_t a0, int32_t a1, const tf_channel_s8 *ch, int32_t offset, int32_t lo, int32_t hi,
+INLINE void out_pair(int32_t a0, int32_t a1, const TF_CONST_DATA tf_channel_s8 *ch, int32_t offset, int32_t lo, int32_t hi,
                      int full, int8_t *o0, int8_t *o1) {
   if (__builtin_expect(ch->shift < 0, 1)) {
     const int8_t v0 = tf_output_s8(a0, ch, offset, lo, hi, full);
@@ -147,7 +147,7 @@ static void extend_columns(const int8_t *x0, const int8_t *x1, int32_t depth, ui
 
 /* Rows (r, r + 1) x both columns over all chunks (an even count, ext padded);
  * `stride` is the group's bytes per chunk (16 for 4 rows, 8 for 2). */
-INLINE void block_2x2(const int8_t *w, int stride, const uint32_t *ext, const uint32_t *end, int32_t acc[4]) {
+INLINE void block_2x2(const TF_CONST_DATA int8_t *w, int stride, const uint32_t *ext, const uint32_t *end, int32_t acc[4]) {
   register uint32_t x0 __asm__("r8"), x1 __asm__("r9"), x2 __asm__("r10"), x3 __asm__("r11");
   uint32_t w0, w1, t = (uint32_t)(end - ext) & 8u; /* 8 words = 2 chunks past a multiple of 4 */
   int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
@@ -164,7 +164,7 @@ INLINE void block_2x2(const int8_t *w, int stride, const uint32_t *ext, const ui
 }
 
 /* One row x both columns (the odd last row: its words one after another). */
-INLINE void block_1x2(const int8_t *w, const uint32_t *ext, const uint32_t *end, int32_t acc[2]) {
+INLINE void block_1x2(const TF_CONST_DATA int8_t *w, const uint32_t *ext, const uint32_t *end, int32_t acc[2]) {
   register uint32_t x0 __asm__("r8"), x1 __asm__("r9"), x2 __asm__("r10"), x3 __asm__("r11");
   uint32_t w0, t;
   int32_t a0 = acc[0], a1 = acc[1];
@@ -190,7 +190,7 @@ INLINE void block_1x2(const int8_t *w, const uint32_t *ext, const uint32_t *end,
 
 /* Rows (c, c + 1) of the stage x both columns: their block, then their four
  * outputs, o0[0..1] (column 0) and o0[d..d + 1] (column 1). */
-INLINE void rows_2x2(const int8_t *w, int stride, const uint32_t *ext, const uint32_t *end, const tf_channel_s8 *c,
+INLINE void rows_2x2(const TF_CONST_DATA int8_t *w, int stride, const uint32_t *ext, const uint32_t *end, const TF_CONST_DATA tf_channel_s8 *c,
                      int32_t offset, int32_t lo, int32_t hi, int full, int8_t *o0, ptrdiff_t d) {
   int32_t acc[4] = {c[0].bias, c[0].bias, c[1].bias, c[1].bias};
   block_2x2(w, stride, ext, end, acc);
@@ -198,15 +198,15 @@ INLINE void rows_2x2(const int8_t *w, int stride, const uint32_t *ext, const uin
   out_pair(acc[2], acc[3], &c[1], offset, lo, hi, full, &o0[1], &o0[d + 1]);
 }
 
-INLINE void mat_mult_g2(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x0, const int8_t *x1,
+INLINE void mat_mult_g2(const TF_CONST_DATA int8_t *packed, int32_t rows, int32_t depth, const int8_t *x0, const int8_t *x1,
                         const tf_out_stage_s8 *stage, int8_t *out0, int8_t *out1, uint32_t *ext, int full) {
   const int32_t chunks = (depth + 3) >> 2, padded = (chunks + 1) & ~1;
   const int32_t offset = stage->output_offset, lo = stage->activation_min, hi = stage->activation_max;
   extend_columns(x0, x1, depth, ext);
   const uint32_t *end = ext + 4 * padded;
   const ptrdiff_t d = out1 - out0;
-  const tf_channel_s8 *c = stage->channels, *c_end = c + (rows & ~3);
-  const int8_t *w = packed;
+  const TF_CONST_DATA tf_channel_s8 *c = stage->channels, *c_end = c + (rows & ~3);
+  const TF_CONST_DATA int8_t *w = packed;
   int8_t *o = out0;
   for (; c != c_end; c += 4, o += 4) {
     rows_2x2(w, 16, ext, end, c, offset, lo, hi, full, o, d);
@@ -256,7 +256,7 @@ INLINE void mat_mult_g2(const int8_t *packed, int32_t rows, int32_t depth, const
 /* Four rows of a group of 4 x one column; w is the group, returned past it.
  * Two chunks per turn; an odd chunk first; the last chunk's column bytes
  * gathered (zero-padded, as the weights are), as x ends at depth. */
-INLINE const int8_t *vec_4x1(const int8_t *w, const int8_t *x, int32_t depth, int32_t acc[4]) {
+INLINE const TF_CONST_DATA int8_t *vec_4x1(const TF_CONST_DATA int8_t *w, const int8_t *x, int32_t depth, int32_t acc[4]) {
   register uint32_t w0 __asm__("r8"), w1 __asm__("r9"), w2 __asm__("r10"), w3 __asm__("r11");
   uint32_t xa = 0, xb, t;
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
@@ -289,14 +289,14 @@ INLINE const int8_t *vec_4x1(const int8_t *w, const int8_t *x, int32_t depth, in
 }
 
 /* Rows of a group of `g` rows (2 or 1) x one column, in C. */
-INLINE int32_t dot_chunks(const int8_t *w, int32_t g, int32_t j, const int8_t *x, int32_t depth, int32_t acc) {
+INLINE int32_t dot_chunks(const TF_CONST_DATA int8_t *w, int32_t g, int32_t j, const int8_t *x, int32_t depth, int32_t acc) {
   int32_t k = 0;
   for (; k + 4 <= depth; k += 4) {
     const uint32_t wv = tf_load_s8x4(CHUNK_AT(w, g, k >> 2, j)), xv = tf_load_s8x4(x + k);
     acc = tf_smlad(tf_sxtb16(wv), tf_sxtb16(xv), acc);
     acc = tf_smlad(tf_sxtb16_ror8(wv), tf_sxtb16_ror8(xv), acc);
   }
-  for (const int8_t *wc = CHUNK_AT(w, g, k >> 2, j); k < depth; ++k, ++wc) {
+  for (const TF_CONST_DATA int8_t *wc = CHUNK_AT(w, g, k >> 2, j); k < depth; ++k, ++wc) {
     acc += (int32_t)*wc * (int32_t)x[k];
   }
   return acc;
@@ -304,7 +304,7 @@ INLINE int32_t dot_chunks(const int8_t *w, int32_t g, int32_t j, const int8_t *x
 
 /* Four outputs of four rows (the clamp's two forms share the loop: only
  * this part is compiled twice). */
-INLINE void out_quad(const int32_t acc[4], const tf_channel_s8 *c, int32_t offset, int32_t lo, int32_t hi, int full,
+INLINE void out_quad(const int32_t acc[4], const TF_CONST_DATA tf_channel_s8 *c, int32_t offset, int32_t lo, int32_t hi, int full,
                      int8_t *out) {
   const int8_t v0 = tf_output_s8(acc[0], &c[0], offset, lo, hi, full);
   const int8_t v1 = tf_output_s8(acc[1], &c[1], offset, lo, hi, full);
@@ -316,13 +316,13 @@ INLINE void out_quad(const int32_t acc[4], const tf_channel_s8 *c, int32_t offse
   out[3] = v3;
 }
 
-static void mat_vec(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x, const tf_out_stage_s8 *stage,
+static void mat_vec(const TF_CONST_DATA int8_t *packed, int32_t rows, int32_t depth, const int8_t *x, const tf_out_stage_s8 *stage,
                     int8_t *out) {
   const int32_t chunks = (depth + 3) >> 2;
   const int32_t offset = stage->output_offset, lo = stage->activation_min, hi = stage->activation_max;
   const int full = lo == -128 && hi == 127;
-  const tf_channel_s8 *c = stage->channels, *c_end = c + (rows & ~3);
-  const int8_t *w = packed;
+  const TF_CONST_DATA tf_channel_s8 *c = stage->channels, *c_end = c + (rows & ~3);
+  const TF_CONST_DATA int8_t *w = packed;
   for (; c != c_end; c += 4, out += 4) {
     int32_t acc[4] = {c[0].bias, c[1].bias, c[2].bias, c[3].bias};
     w = vec_4x1(w, x, depth, acc);
@@ -367,10 +367,11 @@ static void mat_vec(const int8_t *packed, int32_t rows, int32_t depth, const int
   "ldrsb %[t], [%[w], #" #I "]\n\t"                                                                               \
   "smlal %[l0], %[h0], %[t], %[xx]\n\t"
 
-INLINE void wide_4x2(const int8_t **wp, const int8_t **p0p, const int8_t **p1p, const int8_t *p_end,
+INLINE void wide_4x2(const TF_CONST_DATA int8_t **wp, const int8_t **p0p, const int8_t **p1p, const int8_t *p_end,
                      int64_t s[4]) {
   uint32_t l0 = 0, h0 = 0, l1 = 0, h1 = 0, l2 = 0, h2 = 0, l3 = 0, h3 = 0, xx, t;
-  const int8_t *w = *wp, *p0 = *p0p, *p1 = *p1p;
+  const TF_CONST_DATA int8_t *w = *wp;
+  const int8_t *p0 = *p0p, *p1 = *p1p;
   __asm__ volatile("1:\n\t" WIDE_BYTE(1) WIDE_BYTE(2) WIDE_BYTE(3)
                    "ldrsb %[xx], [%[p0]], #4\n\t"
                    "ldrsb %[t], [%[p1]], #4\n\t"
@@ -412,12 +413,13 @@ INLINE void split_add(int64_t sum, int32_t *acc0, int32_t *acc1) {
 
 /* `g` rows (g = 4, 2 or 1: a group of the layout) x both columns, starting at
  * depth 0. acc[2 * j + c] is row j, column c, and comes in holding the bias. */
-INLINE void block_rows(const int8_t *w, int32_t g, const int8_t *x0, const int8_t *x1, int32_t depth,
+INLINE void block_rows(const TF_CONST_DATA int8_t *w, int32_t g, const int8_t *x0, const int8_t *x1, int32_t depth,
                        int32_t *acc) {
   const int32_t full = depth & ~3;
 #if TF_WIDE_ASM
   if (g == 4) { /* the whole chunks in segments through the assembly loop, then the tail in int32 */
-    const int8_t *p0 = x0, *p1 = x1, *wc = w;
+    const int8_t *p0 = x0, *p1 = x1;
+    const TF_CONST_DATA int8_t *wc = w;
     if (full != 0 && full <= TF_WIDE_SEGMENT) { /* one segment (most layers): no loop around it */
       int64_t s[4];
       wide_4x2(&wc, &p0, &p1, p0 + full, s);
@@ -448,7 +450,8 @@ INLINE void block_rows(const int8_t *w, int32_t g, const int8_t *x0, const int8_
   }
 #endif
 #if TF_MAT_MULT_WIDE
-  const int8_t *p0 = x0, *p1 = x1, *wc = w;
+  const int8_t *p0 = x0, *p1 = x1;
+  const TF_CONST_DATA int8_t *wc = w;
   for (int32_t k0 = 0; k0 < depth; k0 += TF_WIDE_SEGMENT) {
     const int32_t k1 = depth - k0 > TF_WIDE_SEGMENT ? k0 + TF_WIDE_SEGMENT : depth;
     const int32_t k1_full = k1 < full ? k1 : full;
@@ -496,9 +499,23 @@ INLINE void block_rows(const int8_t *w, int32_t g, const int8_t *x0, const int8_
   for (int32_t j = 0; j < 2 * g; ++j) {
     a[j] = acc[j];
   }
-  const int8_t *p0 = x0, *p1 = x1, *wc = w;
+  const int8_t *p0 = x0, *p1 = x1;
+  const TF_CONST_DATA int8_t *wc = w;
   const int8_t *p_end = x0 + full;
   while (p0 != p_end) {
+#if defined(__AVR__)
+    /* AVR: the chunk's weights in storage order through one program-memory pointer
+     * (LPM Z+, which has no displacement form), each int8 x int8 product a 16-bit MULS */
+    for (int32_t j = 0; j < g; ++j) {
+      for (int i = 0; i < 4; ++i) {
+        const int8_t wv = *wc++;
+        a[2 * j] += (int16_t)(wv * p0[i]);
+        a[2 * j + 1] += (int16_t)(wv * p1[i]);
+      }
+    }
+    p0 += 4;
+    p1 += 4;
+#else
 #pragma GCC unroll 4
     for (int32_t i = 0; i < 4; ++i) {
       const int32_t v0 = p0[i], v1 = p1[i];
@@ -512,6 +529,7 @@ INLINE void block_rows(const int8_t *w, int32_t g, const int8_t *x0, const int8_
     p0 += 4;
     p1 += 4;
     wc += 4 * g;
+#endif
   }
   for (int32_t i = 0; i < depth - full; ++i) {
     const int32_t v0 = p0[i], v1 = p1[i];
@@ -527,13 +545,13 @@ INLINE void block_rows(const int8_t *w, int32_t g, const int8_t *x0, const int8_
 #endif
 }
 
-INLINE void mat_mult_g2(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x0, const int8_t *x1,
+INLINE void mat_mult_g2(const TF_CONST_DATA int8_t *packed, int32_t rows, int32_t depth, const int8_t *x0, const int8_t *x1,
                         const tf_out_stage_s8 *stage, int8_t *out0, int8_t *out1, uint32_t *ext, int full) {
   (void)ext;
   const int32_t chunks = (depth + 3) >> 2;
-  const tf_channel_s8 *ch = stage->channels;
+  const TF_CONST_DATA tf_channel_s8 *ch = stage->channels;
   const int32_t offset = stage->output_offset, lo = stage->activation_min, hi = stage->activation_max;
-  const int8_t *w = packed;
+  const TF_CONST_DATA int8_t *w = packed;
   int32_t r = 0;
   for (; r + 4 <= rows; r += 4) {
     int32_t acc[8] = {ch[r].bias, ch[r].bias, ch[r + 1].bias, ch[r + 1].bias,
@@ -562,14 +580,24 @@ INLINE void mat_mult_g2(const int8_t *packed, int32_t rows, int32_t depth, const
 
 /* `n` rows (4, 2 or 1) of a group of `n` rows x one column, plain
  * multiply-accumulates (each weight is used once: nothing to share). */
-INLINE void vec_rows(const int8_t *w, int32_t n, const int8_t *x, int32_t depth, int32_t *acc) {
+INLINE void vec_rows(const TF_CONST_DATA int8_t *w, int32_t n, const int8_t *x, int32_t depth, int32_t *acc) {
   const int32_t full = depth & ~3;
   int32_t a[4];
   for (int32_t j = 0; j < n; ++j) {
     a[j] = acc[j];
   }
-  const int8_t *p = x, *wc = w, *p_end = x + full;
+  const int8_t *p = x, *p_end = x + full;
+  const TF_CONST_DATA int8_t *wc = w;
   while (p != p_end) {
+#if defined(__AVR__)
+    /* AVR: storage order through one program-memory pointer, 16-bit MULS (block_rows) */
+    for (int32_t j = 0; j < n; ++j) {
+      for (int i = 0; i < 4; ++i) {
+        a[j] += (int16_t)(*wc++ * p[i]);
+      }
+    }
+    p += 4;
+#else
 #pragma GCC unroll 4
     for (int32_t i = 0; i < 4; ++i) {
       const int32_t v = p[i];
@@ -580,6 +608,7 @@ INLINE void vec_rows(const int8_t *w, int32_t n, const int8_t *x, int32_t depth,
     }
     p += 4;
     wc += 4 * n;
+#endif
   }
   for (int32_t i = 0; i < depth - full; ++i) {
     for (int32_t j = 0; j < n; ++j) {
@@ -591,12 +620,12 @@ INLINE void vec_rows(const int8_t *w, int32_t n, const int8_t *x, int32_t depth,
   }
 }
 
-static void mat_vec(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x, const tf_out_stage_s8 *stage,
+static void mat_vec(const TF_CONST_DATA int8_t *packed, int32_t rows, int32_t depth, const int8_t *x, const tf_out_stage_s8 *stage,
                     int8_t *out) {
   const int32_t chunks = (depth + 3) >> 2;
-  const tf_channel_s8 *ch = stage->channels;
+  const TF_CONST_DATA tf_channel_s8 *ch = stage->channels;
   const int32_t offset = stage->output_offset, lo = stage->activation_min, hi = stage->activation_max;
-  const int8_t *w = packed;
+  const TF_CONST_DATA int8_t *w = packed;
   int32_t r = 0;
   for (; r + 4 <= rows; r += 4) {
     int32_t acc[4] = {ch[r].bias, ch[r + 1].bias, ch[r + 2].bias, ch[r + 3].bias};
@@ -627,12 +656,12 @@ static void mat_vec(const int8_t *packed, int32_t rows, int32_t depth, const int
 /* One loop for both clamps (only the DSP path's output stage is compiled
  * twice): a fully connected layer has few outputs per weight read, and the
  * firmware stays small (the sine model's flash). */
-void tf_mat_vec_s8_g4(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x,
+void tf_mat_vec_s8_g4(const TF_CONST_DATA int8_t *packed, int32_t rows, int32_t depth, const int8_t *x,
                       const tf_out_stage_s8 *stage, int8_t *out) {
   mat_vec(packed, rows, depth, x, stage, out);
 }
 
-void tf_mat_mult_s8_g2(const int8_t *packed, int32_t rows, int32_t depth, const int8_t *x0, const int8_t *x1,
+void tf_mat_mult_s8_g2(const TF_CONST_DATA int8_t *packed, int32_t rows, int32_t depth, const int8_t *x0, const int8_t *x1,
                        const tf_out_stage_s8 *stage, int8_t *out0, int8_t *out1, uint32_t *ext) {
   if (x1 == NULL) { /* one vector: compute it twice into the same place */
     x1 = x0;

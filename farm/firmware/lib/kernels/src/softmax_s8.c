@@ -71,7 +71,7 @@ tf_status softmax_s8(const tf_softmax_params_s8 *params,
   if (rows < 0 || depth <= 0) {
     return TF_ERROR_SHAPE;
   }
-  const int32_t *exp_lut = params->exp_lut;
+  const TF_CONST_DATA int32_t *exp_lut = params->exp_lut;
   for (int32_t row = 0; row < rows; ++row) {
     const int8_t *in = input + row * depth;
     int8_t *out = output + row * depth;
