@@ -33,6 +33,9 @@ _TOO_LARGE = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):\d+: error: size of a
                         re.MULTILINE)
 
 
+_LOG_FILE = re.compile(r"\(log: (\S+?build\.log)\)")
+
+
 def check_plan_fits(device: Any, generated: Any) -> None:
     """On a core with a 16-bit size_t: raise DoesNotFit when the model's arena plus its input
     staging buffer exceed the device's RAM (the compiler would refuse the objects first)."""
@@ -48,8 +51,14 @@ def check_plan_fits(device: Any, generated: Any) -> None:
 def object_too_large(log: str, generated_dir: Path, device: Any) -> str | None:
     """The compiler's "size of array 'X' is too large" as a does-not-fit sentence with the
     array's bytes (read from its declaration in the generated source, ``generated_dir``),
-    None when absent."""
+    None when absent. ``log``: the build error's text, or the build log it names."""
     found = _TOO_LARGE.search(log)
+    named = _LOG_FILE.search(log)
+    if found is None and named is not None:  # the message keeps the log's tail: the errors came first
+        try:
+            found = _TOO_LARGE.search(Path(named.group(1)).read_text(errors="replace"))
+        except OSError:
+            found = None
     if found is None:
         return None
     source = generated_dir / Path(found.group("file")).name

@@ -44,3 +44,13 @@ def test_the_compilers_too_large_array_is_a_sentence_with_its_bytes(tmp_path: Pa
     assert sentence == ("array op24_packed: needs 40000 bytes in one object, the avr compiler allows at most 32767 "
                         "bytes (its size_t); avr-1284p cannot hold the model as built")
     assert object_too_large("region `RAM' overflowed by 10 bytes", tmp_path, boards["avr-1284p"]) is None
+
+
+def test_the_error_is_found_in_the_build_log_when_the_message_keeps_only_its_tail(tmp_path: Path, boards):
+    (tmp_path / "model.c").write_text("#include <stdint.h>\n\nstatic const float tensor19[81920] = {0};\n")
+    log = tmp_path / "build.log"
+    log.write_text("src/model.c:3:34: error: size of array \u2018tensor19\u2019 is too large\n"
+                   + "warning: unused\n" * 50, encoding="utf-8")
+    message = f"PlatformIO build for board simavr-atmega2560 failed (log: {log}):\n" + "warning: unused\n" * 5
+    sentence = object_too_large(message, tmp_path, boards["avr-mega2560"])
+    assert sentence is not None and sentence.startswith("array tensor19: needs 327680 bytes in one object")
