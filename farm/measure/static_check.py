@@ -25,8 +25,6 @@ class StaticCheck:
     variant: str
     report: Any = None
     does_not_fit: str | None = None
-    firmware_cached: bool | None = None  # the ELF was in the build cache (None: no ELF)
-    build_seconds: float = 0.0
     made_on: str = "in-process"  # the Dask worker whose host-only job made it, else "in-process"
     build: Any = None  # the checked build (farm.build.firmware.FirmwareBuild), None when it did not fit
 
@@ -52,5 +50,4 @@ def static_check(device: Any, model: str, variant: str, state: Path, kernels: st
     except DoesNotFit as exc:
         return StaticCheck(device.name, model, variant, does_not_fit=str(exc))
     return StaticCheck(device.name, model, variant, report=check_device(firmware.build.elf, device, variant),
-                       firmware_cached=firmware.build.cached, build_seconds=firmware.build.build_seconds,
                        build=firmware.build)

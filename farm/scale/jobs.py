@@ -152,8 +152,7 @@ def prepare_job(device: Any, model: str, variant: str, kernels: str = "optimized
                             "worker": worker_address()}
     if check.build is not None:  # the ELF by value, for a board job on a machine with another cache
         done["artifact"] = export_build(check.build, state)
-    if check.firmware_cached is not None:
-        done.update(firmware_cached=check.firmware_cached, build_seconds=round(check.build_seconds, 3))
+        done.update(firmware_cached=check.build.cached, build_seconds=round(check.build.build_seconds, 3))
     return done
 
 
