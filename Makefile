@@ -13,7 +13,7 @@ nightly: setup
 	.venv/bin/farm --devices $(DEVICES) nightly
 
 test: setup
-	bash scripts/postgres.sh run .venv/bin/python -m pytest -ra
+	bash scripts/postgres.sh run .venv/bin/python -m pytest -ra --durations=25
 
 # start the test PostgreSQL server and print its URL (export FARM_TEST_PG_URL=... to use it)
 postgres: setup

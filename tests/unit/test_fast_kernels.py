@@ -34,43 +34,116 @@ def _requant_cases(rng: np.random.Generator) -> tuple[list[int], list[int]]:
     return xs, multipliers
 
 
-def test_requantize_channel_equals_reference_multiply_by_quantized_multiplier(tmp_path: Path):
-    """Every shift in [-31, 30], edge and random accumulators and multipliers: the
-    optimized kernels' requantization (one 64-bit multiply-add and a shift, with the
-    rounding constant the code generator computes) equals the reference helper."""
+#: output offsets the requantization tests fold into the channels (None: every channel slow)
+_OFFSETS = (-128, -127, -1, 0, 1, 5, 126, 127, None)
+
+
+def _channel_rows(multipliers: list[int], offsets=_OFFSETS) -> tuple[list[str], list[tuple[int, int, int]], int]:
+    """C initializers of tf_channel_s8 for every multiplier x shift in [-31, 30] x offset,
+    the (M, shift, offset) each stands for, and how many took the fast form."""
     from farm.codegen.ops.optimized import channel_table
 
-    xs, multipliers = _requant_cases(np.random.default_rng(3))
-    shifts = list(range(-31, 31))
-    rows = []
+    rows, params, fast = [], [], 0
     for m in multipliers:
-        for sh in shifts:
-            _, m_lit, sh_lit, lo, hi = channel_table((0,), (m,), (sh,))[0]
-            rows.append(f"{{0, {m_lit}, {sh_lit}, {lo}u, {hi}}}")
+        for sh in range(-31, 31):
+            for off in offsets:
+                _, m_lit, sh_lit, lo, hi = channel_table((0,), (m,), (sh,), off)[0]
+                rows.append(f"{{0, {m_lit}, {sh_lit}, {lo}u, {hi}}}")
+                params.append((m, sh, 0 if off is None else off))
+                fast += int(sh_lit) >= 0
+    return rows, params, fast
+
+
+def _params_arrays(params: list[tuple[int, int, int]]) -> str:
+    return (f"static const int32_t ms[] = {{{', '.join(str(m) for m, _, _ in params)}}};\n"
+            f"static const int32_t ss[] = {{{', '.join(str(s) for _, s, _ in params)}}};\n"
+            f"static const int32_t offs[] = {{{', '.join(str(o) for _, _, o in params)}}};\n")
+
+
+_REQUANT_MAIN = r"""
+static uint32_t rng_state = 2463534242u;
+static int32_t next_x(void) { /* xorshift32 */
+  rng_state ^= rng_state << 13; rng_state ^= rng_state >> 17; rng_state ^= rng_state << 5;
+  return (int32_t)rng_state;
+}
+static long cases = 0, bad = 0;
+static void check(unsigned c, int32_t x) {
+  const int32_t want = WANT(x, ms[c], ss[c]) + offs[c];
+  const int32_t got = tf_requantize_offset_s8(x, &chs[c], offs[c]);
+  ++cases;
+  if (got != want && bad++ < 5)
+    printf("x=%ld m=%ld shift=%ld offset=%ld (field %ld): want %ld got %ld\n", (long)x, (long)ms[c], (long)ss[c],
+           (long)offs[c], (long)chs[c].shift, (long)want, (long)got);
+}
+int main(void) {
+  for (unsigned c = 0; c < sizeof chs / sizeof chs[0]; ++c) {
+    for (unsigned i = 0; i < sizeof xs / sizeof xs[0]; ++i) check(c, xs[i]);
+    for (int i = 0; i < RANDOM_PER_CHANNEL; ++i) check(c, next_x());
+    for (int i = 0; i < RANDOM_PER_CHANNEL; ++i) check(c, next_x() >> (i & 15)); /* accumulator-sized too */
+    if (ms[c] == 1073741824 || ms[c] == 2147483647) /* every x near 0: every tie of the small shifts */
+      for (int32_t x = -EXHAUSTIVE; x <= EXHAUSTIVE; ++x) check(c, x);
+  }
+  EXTRA
+  printf("cases %ld mismatches %ld\n", cases, bad);
+  return bad != 0;
+}
+"""
+
+_RANDOM_PER_CHANNEL = 400
+_EXHAUSTIVE = 4096
+
+
+def _expected_requant_cases(xs: list[int], params: list[tuple[int, int, int]]) -> int:
+    edge_m = sum(1 for m, _, _ in params if m in (2**30, 2**31 - 1))
+    return len(params) * (len(xs) + 2 * _RANDOM_PER_CHANNEL) + edge_m * (2 * _EXHAUSTIVE + 1)
+
+
+def test_requantize_channel_equals_reference_multiply_by_quantized_multiplier(tmp_path: Path):
+    """Every shift in [-31, 30], output offsets -128..127 folded in (or not: the slow
+    form), edge accumulators (INT32_MIN/MAX, 0, +-1, +-2^30), every x in [-4096, 4096]
+    for M = 2^30 and 2^31 - 1 (every tie of the small shifts), M = 0, 2^30, 2^31 - 1 and
+    random multipliers, and millions of random accumulators: the optimized kernels'
+    requantization plus offset (tf_requantize_offset_s8, the channel table the code
+    generator emits) equals the reference helper plus the offset. Both forms occur."""
+    xs, multipliers = _requant_cases(np.random.default_rng(3))
+    rows, params, fast = _channel_rows(multipliers)
+    assert 0 < fast < len(rows)
     source = tmp_path / "requant.c"
     source.write_text(
         "#include <stdio.h>\n#include \"fixed_point.h\"\n"
+        "#define WANT tf_multiply_by_quantized_multiplier\n"
+        f"#define RANDOM_PER_CHANNEL {_RANDOM_PER_CHANNEL}\n#define EXHAUSTIVE {_EXHAUSTIVE}\n"
         f"static const int32_t xs[] = {{{', '.join(f'{x}' if x != INT32_MIN else '(-2147483647 - 1)' for x in xs)}}};\n"
-        f"static const tf_channel_s8 chs[] = {{{', '.join(rows)}}};\n"
-        "int main(void) {\n  long cases = 0, bad = 0;\n"
-        "  for (unsigned c = 0; c < sizeof chs / sizeof chs[0]; ++c)\n"
-        "    for (unsigned i = 0; i < sizeof xs / sizeof xs[0]; ++i, ++cases) {\n"
-        "      const int32_t want = tf_multiply_by_quantized_multiplier(xs[i], chs[c].multiplier, chs[c].shift);\n"
-        "      const int32_t fast = tf_multiply_by_quantized_multiplier_fast(xs[i], chs[c].multiplier, chs[c].shift);\n"
-        "      const int32_t got = tf_requantize_channel_s8(xs[i], &chs[c]);\n"
-        "      if (got != want || fast != want) {\n"
-        "        if (bad++ < 5) printf(\"x=%ld m=%ld shift=%ld: want %ld got %ld fast %ld\\n\", (long)xs[i],\n"
-        "                              (long)chs[c].multiplier, (long)chs[c].shift, (long)want, (long)got, (long)fast);\n"
-        "      }\n    }\n"
-        "  printf(\"cases %ld mismatches %ld\\n\", cases, bad);\n  return bad != 0;\n}\n")
+        f"static const tf_channel_s8 chs[] = {{{', '.join(rows)}}};\n" + _params_arrays(params)
+        + "#define EXTRA for (unsigned c = 0; c < sizeof chs / sizeof chs[0]; ++c) for (unsigned i = 0; i < sizeof xs / sizeof xs[0]; ++i) "
+          "if (tf_multiply_by_quantized_multiplier_fast(xs[i], ms[c], ss[c]) != WANT(xs[i], ms[c], ss[c])) ++bad;\n"
+        + _REQUANT_MAIN)
     exe = tmp_path / "requant"
     build = subprocess.run(["gcc", *HOST_CFLAGS, f"-I{KERNELS / 'include'}", str(source), "-o", str(exe)],
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
-    expected_cases = len(xs) * len(multipliers) * len(shifts)
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    expected_cases = _expected_requant_cases(xs, params)
+    assert expected_cases > 5_000_000
     assert f"cases {expected_cases} mismatches 0" in run.stdout, run.stdout
     assert run.returncode == 0
+
+
+def test_fast_channel_form_where_the_proof_applies():
+    """The code generator takes the fast form for the usual channels (and folds the
+    offset), and the slow one for M = 0, shift >= 0, and where the bounds fail."""
+    from farm.codegen.ops.optimized import CHANNEL_SLOW_BIAS, channel_table, fast_channel
+
+    assert fast_channel(2**30, -8, -128) == (2**31 - 2**32, 8, 2 * (2**30 + 2**38 - 128 * 2**39))
+    assert fast_channel(0, -8, 0) is None
+    assert fast_channel(2**30, 0, 0) is None and fast_channel(2**30, 3, 0) is None
+    assert fast_channel(2**31 - 1, -31, 0) is None  # 2K leaves the bounds
+    assert fast_channel(2**31 - 1, -20, -128) is None  # floor(... / 2^32) leaves int32 at INT32_MIN
+    assert fast_channel(2**31 - 1, -20, 127) is None  # ... and at INT32_MAX
+    assert fast_channel(2**31 - 2**20, -8, 127) is not None and fast_channel(2**31 - 2**20, -8, -128) is not None
+    rows = channel_table((7, 8), (2**30, 2**30), (-8, 2), output_offset=3)
+    assert rows[0][2] == "8" and rows[1][2] == str(2 - CHANNEL_SLOW_BIAS)
+    assert all(int(r[2]) < 0 for r in channel_table((7,), (2**30,), (-8,)))  # no offset given: slow
 
 
 _INT64_TRUTH = r"""
@@ -100,28 +173,17 @@ def test_fixed_point_both_forms_equal_int64_truth(tmp_path: Path, parts: int):
     builds): the exact product, the rounded high multiply, the reference and fast
     requantizations and the optimized kernels' channel requantization, on edge and
     random values and every shift, against TFLM's arithmetic in int64_t."""
-    from farm.codegen.ops.optimized import channel_table
-
     xs, multipliers = _requant_cases(np.random.default_rng(5))
     rng = np.random.default_rng(6)
     bs = sorted({*multipliers, INT32_MIN, INT32_MIN + 1, -(2**30), -65536, -65535, -32769, -1, 0, 1, 65535,
                  65536, INT32_MAX, *(int(v) for v in rng.integers(INT32_MIN, INT32_MAX, size=60, endpoint=True))})
-    rows = []
-    for m in multipliers:
-        for sh in range(-31, 31):
-            _, m_lit, sh_lit, lo, hi = channel_table((0,), (m,), (sh,))[0]
-            rows.append(f"{{0, {m_lit}, {sh_lit}, {lo}u, {hi}}}")
+    rows, params, fast = _channel_rows(multipliers, offsets=(-128, -1, 0, 127, None))
+    assert 0 < fast < len(rows)
 
     def lit(v: int) -> str:
         return "(-2147483647 - 1)" if v == INT32_MIN else str(v)
 
-    source = tmp_path / "fixed_point_forms.c"
-    source.write_text(
-        "#include <stdio.h>\n#include \"fixed_point.h\"\n" + _INT64_TRUTH +
-        f"static const int32_t xs[] = {{{', '.join(lit(x) for x in xs)}}};\n"
-        f"static const int32_t bs[] = {{{', '.join(lit(b) for b in bs)}}};\n"
-        f"static const tf_channel_s8 chs[] = {{{', '.join(rows)}}};\n"
-        "int main(void) {\n  long cases = 0, bad = 0;\n"
+    extra = (
         "  for (unsigned j = 0; j < sizeof bs / sizeof bs[0]; ++j)\n"
         "    for (unsigned i = 0; i < sizeof xs / sizeof xs[0]; ++i, ++cases) {\n"
         "      const int32_t a = xs[i], b = bs[j];\n"
@@ -135,20 +197,29 @@ def test_fixed_point_both_forms_equal_int64_truth(tmp_path: Path, parts: int):
         "    }\n"
         "  for (unsigned c = 0; c < sizeof chs / sizeof chs[0]; ++c)\n"
         "    for (unsigned i = 0; i < sizeof xs / sizeof xs[0]; ++i, ++cases) {\n"
-        "      const int32_t want = truth_mbqm(xs[i], chs[c].multiplier, chs[c].shift);\n"
-        "      if (tf_multiply_by_quantized_multiplier(xs[i], chs[c].multiplier, chs[c].shift) != want ||\n"
-        "          tf_multiply_by_quantized_multiplier_fast(xs[i], chs[c].multiplier, chs[c].shift) != want ||\n"
-        "          tf_requantize_channel_s8(xs[i], &chs[c]) != want) {\n"
-        "        if (bad++ < 5) printf(\"x=%ld m=%ld shift=%ld\\n\", (long)xs[i], (long)chs[c].multiplier,\n"
-        "                              (long)chs[c].shift);\n"
-        "      }\n    }\n"
-        "  printf(\"parts %d cases %ld mismatches %ld\\n\", TF_MUL_PARTS, cases, bad);\n  return bad != 0;\n}\n")
+        "      const int32_t want = truth_mbqm(xs[i], ms[c], ss[c]);\n"
+        "      if (tf_multiply_by_quantized_multiplier(xs[i], ms[c], ss[c]) != want ||\n"
+        "          tf_multiply_by_quantized_multiplier_fast(xs[i], ms[c], ss[c]) != want) {\n"
+        "        if (bad++ < 5) printf(\"x=%ld m=%ld shift=%ld\\n\", (long)xs[i], (long)ms[c], (long)ss[c]);\n"
+        "      }\n    }\n")
+    source = tmp_path / "fixed_point_forms.c"
+    source.write_text(
+        "#include <stdio.h>\n#include \"fixed_point.h\"\n" + _INT64_TRUTH +
+        "#define WANT truth_mbqm\n"
+        f"#define RANDOM_PER_CHANNEL {_RANDOM_PER_CHANNEL}\n#define EXHAUSTIVE {_EXHAUSTIVE}\n"
+        f"static const int32_t xs[] = {{{', '.join(lit(x) for x in xs)}}};\n"
+        f"static const int32_t bs[] = {{{', '.join(lit(b) for b in bs)}}};\n"
+        f"static const tf_channel_s8 chs[] = {{{', '.join(rows)}}};\n" + _params_arrays(params)
+        + "#define EXTRA extra_checks();\nstatic void extra_checks(void);\n"
+        + _REQUANT_MAIN.replace('printf("cases', 'printf("parts %d cases').replace(
+            'cases %ld mismatches %ld\\n", cases', 'cases %ld mismatches %ld\\n", TF_MUL_PARTS, cases')
+        + "static void extra_checks(void) {\n" + extra + "}\n")
     exe = tmp_path / "fixed_point_forms"
     build = subprocess.run(["gcc", *HOST_CFLAGS, f"-DTF_MUL_PARTS={parts}", f"-I{KERNELS / 'include'}", str(source),
                             "-o", str(exe)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
-    expected = len(xs) * len(bs) + len(xs) * len(rows)
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    expected = _expected_requant_cases(xs, params) + len(xs) * len(bs) + len(xs) * len(rows)
     assert f"parts {parts} cases {expected} mismatches 0" in run.stdout, run.stdout
     assert run.returncode == 0
 
@@ -508,7 +579,7 @@ def test_depthwise_fast_bit_exact_with_reference_kernel_on_host(tmp_path: Path):
         else:
             packed = pack_depthwise(filt8)
         rows = channel_table(tuple(int(v) for v in eff), tuple(int(v) for v in d["mults"]),
-                             tuple(int(v) for v in d["shifts"]))
+                             tuple(int(v) for v in d["shifts"]), None if i % 3 == 2 else int(d["out_off"]))
         out_size = d["n"] * d["out_h"] * d["out_w"] * d["out_c"]
         blocks.append(
             f"static const int8_t x{i}[] = {{{_c_list(d['x'])}}};\n"

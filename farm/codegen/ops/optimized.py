@@ -58,11 +58,11 @@ class FastS8(Step):
 
     def emit(self, e: StepEmitter) -> None:
         p = e.prefix(self)
-        channels = channel_table(self.bias_eff, self.multipliers, self.shifts)
+        channels = channel_table(self.bias_eff, self.multipliers, self.shifts, self.output_offset)
         lines = [
             e.int_array(f"{p}_packed", "int8_t", self.packed),
             f"static const {CONST_DATA} tf_channel_s8 {p}_channels[{len(channels)}] = {{  "
-            "/* bias, multiplier, shift, rounding (lo, hi) */\n"
+            "/* bias, multiplier, shift, rounding (lo, hi): tf_types.h */\n"
             + "\n".join(f"    {{{b}, {m}, {sh}, {lo}u, {hi}}}," for b, m, sh, lo, hi in channels) + "\n};",
             e.struct("tf_out_stage_s8", f"{p}_stage", [
                 ("channels", f"{p}_channels"), ("output_offset", c_int(self.output_offset)),
@@ -98,16 +98,51 @@ def scratch_bytes(kernel: str, depth: int) -> int:
     return (2 * depth + 3) // 4 * 4 + ext
 
 
-def channel_table(bias: tuple[int, ...], multipliers: tuple[int, ...],
-                  shifts: tuple[int, ...]) -> list[tuple[str, str, str, int, str]]:
-    """Rows of tf_channel_s8 (C literals but round_lo, an unsigned): the rounding
-    constant 2^30 + 2^(30 + e) of tf_requantize_channel_s8() for a right shift e = -shift."""
+#: a slow channel's shift field is TFLM's shift minus this (fixed_point.h TF_CHANNEL_SLOW_BIAS)
+CHANNEL_SLOW_BIAS = 64
+
+
+def fast_channel(multiplier: int, shift: int, output_offset: int) -> tuple[int, int, int] | None:
+    """(2M - 2^32, e, 2K) of tf_requantize_offset_s8's fast form (fixed_point.h, which
+    proves it) for TFLM's multiplier M and shift = -e, the output offset folded into
+    K = 2^30 + 2^(30+e) + output_offset * 2^(31+e); or None when the proof does not
+    apply: M = 0, shift >= 0, or some int32 accumulator x makes T = 2K + x (2M - 2^32)
+    leave int64 or the 32-bit value floor((2xM + 2K - 2^32 [x < 0]) / 2^32) leave int32
+    (both are monotone in x on each side of 0, so the ends and both sides of 0 bound them)."""
+    m, e = int(multiplier), -int(shift)
+    if m == 0 or not 1 <= e <= 31:
+        return None
+    k2 = 2 * (2**30 + 2**(30 + e) + int(output_offset) * 2**(31 + e))
+    mn = 2 * m - 2**32
+    for x in (-(2**31), 2**31 - 1):
+        if not -(2**63) <= k2 + x * mn < 2**63:
+            return None
+    for x in (-(2**31), -1, 0, 2**31 - 1):
+        if not -(2**31) <= (2 * x * m + k2 - 2**32 * (x < 0)) >> 32 < 2**31:
+            return None
+    assert k2 % 2**32 == 2**31  # the low word SMMLAR rounds with (fixed_point.h)
+    return mn, e, k2
+
+
+def channel_table(bias: tuple[int, ...], multipliers: tuple[int, ...], shifts: tuple[int, ...],
+                  output_offset: int | None = None) -> list[tuple[str, str, str, int, str]]:
+    """Rows of tf_channel_s8 (tf_types.h): C literals but round_lo, an unsigned.
+
+    A channel where `fast_channel` applies gets the fast form, the output offset
+    folded in; any other (and every one when `output_offset` is None) the slow form,
+    TFLM's multiplier and shift - CHANNEL_SLOW_BIAS, the kernel adding the offset."""
     rows = []
     for b, m, sh in zip(bias, multipliers, shifts, strict=True):
-        if not (m == 0 or 2**30 <= m < 2**31):  # what tf_requantize_channel_s8's proof assumes
+        if not (m == 0 or 2**30 <= m < 2**31):  # what the requantization's proofs assume
             raise ValueError(f"multiplier {m} outside [2^30, 2^31) and not 0")
-        rounding = 2**30 + 2**(30 - sh) if sh < 0 else 0
-        rows.append((c_int(b), c_int(m), c_int(sh), rounding & 0xFFFFFFFF, c_int(rounding >> 32)))
+        if not -31 <= sh <= 30:
+            raise ValueError(f"shift {sh} outside [-31, 30]")
+        fast = None if output_offset is None else fast_channel(m, sh, output_offset)
+        if fast is None:
+            rows.append((c_int(b), c_int(m), c_int(sh - CHANNEL_SLOW_BIAS), 0, c_int(0)))
+        else:
+            mn, e, k2 = fast
+            rows.append((c_int(b), c_int(mn), c_int(e), k2 & 0xFFFFFFFF, c_int(k2 >> 32)))
     return rows
 
 

@@ -154,64 +154,99 @@ static inline int32_t tf_multiply_by_quantized_multiplier_fast(int32_t x, int32_
   return (high >> right_shift) + ((high & mask) > threshold ? 1 : 0);
 }
 
-/* tf_multiply_by_quantized_multiplier() for a channel of an optimized kernel
- * (tf_channel_s8 in tf_types.h), in one 64-bit multiply-add and a shift when
- * shift < 0 (a right shift e = -shift >= 1, every usual convolution):
+/* The optimized kernels' requantization of one channel (tf_channel_s8 in
+ * tf_types.h) plus the output offset: tf_multiply_by_quantized_multiplier(x,
+ * M, shift) + offset, in one 64-bit multiply-add, two adds and a shift for a
+ * "fast" channel (ch->shift >= 0, what the host emits when the proof below
+ * applies), else the generic helper.
  *
- * With P = x * M + 2^30 and h = floor(P / 2^31) (the high multiply, above),
- * TFLM rounds h / 2^e half away from zero: floor((h + 2^(e-1) - [h < 0]) / 2^e).
- * Folding the two floors into one (floor(floor(a / b) / c) = floor(a / bc)):
- *   result = floor((x * M + 2^30 + 2^(30+e) - 2^31 [P < 0]) / 2^(31+e)),
- * which is the high word of the 64-bit sum shifted right by e - 1. [P < 0]
- * equals [x < 0] except for P = 0 and M = 0, where both forms give 0 when
- * e >= 1. The constant 2^30 + 2^(30+e) comes from the host (round_lo/hi).
- * tests/test_kernels_host.py checks the equality on edge and random values. */
-static inline int32_t tf_requantize_channel_s8(int32_t x, const TF_CONST_DATA tf_channel_s8 *ch) {
+ * Proof. Let e = -shift >= 1 (a right shift), M in [2^30, 2^31). With
+ * P = x * M + 2^30 and h = floor(P / 2^31) (the high multiply, see
+ * tf_multiply_by_quantized_multiplier_fast), TFLM rounds h / 2^e half away
+ * from zero: floor((h + 2^(e-1) - [h < 0]) / 2^e). Folding the two floors
+ * (floor(floor(a / b) / c) = floor(a / bc) for b, c > 0):
+ *   r = floor((x M + 2^30 + 2^(30+e) - 2^31 [P < 0]) / 2^(31+e)),
+ * and [P < 0] may be replaced by [x < 0]: they differ only when P = 0 (x = -1,
+ * M = 2^30), where both numerators lie in [0, 2^(31+e)) for e >= 1.
+ * 1. The output offset: an integer times the divisor moves out of the floor,
+ *    so with K = 2^30 + 2^(30+e) + offset * 2^(31+e),
+ *    r + offset = floor((x M + K - 2^31 [x < 0]) / 2^(31+e)).
+ * 2. Doubling numerator and divisor, and 2 M = 2^32 + Mn with
+ *    Mn = 2M - 2^32 in [-2^31, 0) (an int32):
+ *    r + offset = floor((x Mn + 2K + 2^32 (x - [x < 0])) / 2^(32+e))
+ *               = (floor((x Mn + 2K) / 2^32) + x - [x < 0]) >> e,
+ *    the high word of the 64-bit sum T = 2K + x Mn (one SMLAL from the
+ *    constant 2K, round_hi:round_lo) plus x + (x >> 31), shifted by e.
+ *    For e >= 1 the low word of 2K is 2^31 (2 * 2^30; the other terms are
+ *    multiples of 2^32), so the high word of T is also SMMLAR(x, Mn, K_hi) =
+ *    (K_hi * 2^32 + x Mn + 2^31) >> 32 with K_hi = 2^(e-1) + offset * 2^e, the
+ *    constant's high word (mat_mult_s8.c on DSP cores: no 64-bit constant in
+ *    registers). SMMLAR keeps bits 63..32 of the sum mod 2^64, which are
+ *    floor(T / 2^32) mod 2^32: the same word.
+ * The 32-bit adds wrap, so the host (channel_table in
+ * farm/codegen/ops/optimized.py) emits the fast form only when, for every
+ * int32 x, T fits int64 and floor((2 x M + 2K - 2^32 [x < 0]) / 2^32) fits
+ * int32 (both are monotone in x but for the step at 0: it checks the ends
+ * and both sides of 0); then every step is exact. Otherwise (M = 0, shift >= 0,
+ * or the bounds fail) the channel holds TFLM's multiplier and shift - 64 and
+ * takes tf_multiply_by_quantized_multiplier_fast, which needs offset added.
+ * tests/unit/test_fast_kernels.py checks the equality on edge and random values. */
+#define TF_CHANNEL_SLOW_BIAS 64 /* a slow channel's shift field: TFLM's shift - 64 (< 0) */
+
+/* The fast form's 32-bit value before the shift: the high word of
+ * 2K + x * Mn, plus x - [x < 0]. */
+static inline int32_t tf_requantize_high_s8(int32_t x, int32_t mn, uint32_t k_lo, int32_t k_hi) {
 #if TF_MUL_PARTS
-  /* Each member read once from program memory (on AVR), then words only: C -
-   * 2^31 [x < 0] first, then the multiply-add. (Not as one struct copy: avr-gcc
-   * 5.4 copies a struct from __flash with RAM loads.) */
-  const int32_t shift = ch->shift, multiplier = ch->multiplier;
-  if (shift < 0) {
-    uint32_t c_lo = ch->round_lo;
-    int32_t c_hi = ch->round_hi;
-    if (x < 0) {
-      c_hi = (int32_t)((uint32_t)c_hi - (c_lo < UINT32_C(0x80000000) ? 1u : 0u));
-      c_lo -= UINT32_C(0x80000000);
-    }
-    return tf_mul_add_parts(x, multiplier, c_lo, c_hi).hi >> (-shift - 1);
-  }
-  return tf_multiply_by_quantized_multiplier_fast(x, multiplier, shift);
+  const int32_t high = tf_mul_add_parts(x, mn, k_lo, k_hi).hi;
 #else
-  if (ch->shift < 0) {
-    int64_t t = (int64_t)(((uint64_t)(uint32_t)ch->round_hi << 32) | ch->round_lo);
-    t += (int64_t)x * ch->multiplier;
-    t -= (int64_t)((uint64_t)(x < 0) << 31);
-    return (int32_t)(t >> 32) >> (-ch->shift - 1);
-  }
-  return tf_multiply_by_quantized_multiplier_fast(x, ch->multiplier, ch->shift);
+  const int64_t t = (int64_t)(((uint64_t)(uint32_t)k_hi << 32) | k_lo) + (int64_t)x * mn;
+  const int32_t high = (int32_t)((uint64_t)t >> 32);
 #endif
+  return (int32_t)((uint32_t)high + (uint32_t)x + (uint32_t)(x >> 31));
 }
 
-/* The optimized kernels' output stage: requantize, add the output offset, clamp
- * to [lo, hi]. `full` (a compile-time constant where the kernels call it) says
- * the clamp is the whole int8 range, which Armv7-M does in one SSAT. */
-static inline __attribute__((always_inline)) int8_t tf_output_s8(int32_t acc, const TF_CONST_DATA tf_channel_s8 *ch,
-                                                                 int32_t offset, int32_t lo, int32_t hi,
-                                                                 int full) {
-  int32_t v = tf_requantize_channel_s8(acc, ch) + offset;
+static inline int32_t tf_requantize_offset_s8(int32_t x, const TF_CONST_DATA tf_channel_s8 *ch, int32_t offset) {
+  /* Each member read once (on AVR from program memory; a struct copy from
+   * __flash would go through RAM loads with avr-gcc 5.4). */
+  const int32_t shift = ch->shift, multiplier = ch->multiplier;
+  if (__builtin_expect(shift >= 0, 1)) {
+    return tf_requantize_high_s8(x, multiplier, ch->round_lo, ch->round_hi) >> shift;
+  }
+  return tf_multiply_by_quantized_multiplier_fast(x, multiplier, shift + TF_CHANNEL_SLOW_BIAS) + offset;
+}
+
+/* Clamps v to [lo, hi] (int8 bounds), as an int32 (the store truncates: no
+ * sign extension of its own). `full` (a compile-time constant where the
+ * kernels call it): 1, the clamp is the whole int8 range; 2, hi is 127
+ * (ReLU-like): one SSAT on Armv7-M, then the lower bound alone; 0, any clamp. */
+static inline __attribute__((always_inline)) int32_t tf_clamp_s8(int32_t v, int32_t lo, int32_t hi, int full) {
 #if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
-  if (full) {
+  if (full != 0) {
     int32_t r;
     __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
-    return (int8_t)r;
+    if (r < -128 || r > 127) {
+      __builtin_unreachable(); /* what SSAT #8 gives: the compiler may drop an SXTB */
+    }
+    if (full == 2) {
+      r = r < lo ? lo : r;
+    }
+    return r;
   }
 #else
   (void)full;
 #endif
   v = v < lo ? lo : v;
   v = v > hi ? hi : v;
-  return (int8_t)v;
+  return v;
+}
+
+/* The optimized kernels' output stage: requantize, add the output offset
+ * (folded into the channel's constant, or added here for a slow channel),
+ * clamp to [lo, hi] (tf_clamp_s8's `full`). */
+static inline __attribute__((always_inline)) int8_t tf_output_s8(int32_t acc, const TF_CONST_DATA tf_channel_s8 *ch,
+                                                                 int32_t offset, int32_t lo, int32_t hi,
+                                                                 int full) {
+  return (int8_t)tf_clamp_s8(tf_requantize_offset_s8(acc, ch, offset), lo, hi, full);
 }
 
 #endif /* FIXED_POINT_H */

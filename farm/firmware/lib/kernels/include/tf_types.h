@@ -85,11 +85,16 @@ typedef struct {
 } tf_fc_params_s8;
 
 /* One output channel of the optimized int8 kernels (*_s8_fast), all computed on
- * the host: the effective bias (the op's bias plus input_offset times the sum
- * of the channel's weights, so the inner loops skip the input offset), TFLM's
- * multiplier and shift (also for per-tensor weights), and for shift < 0 the
- * 64-bit rounding constant 2^30 + 2^(30 - shift) of tf_requantize_channel_s8()
- * (fixed_point.h), as low and high words. */
+ * the host (channel_table in farm/codegen/ops/optimized.py): the effective
+ * bias (the op's bias plus input_offset times the sum of the channel's
+ * weights, so the inner loops skip the input offset), then the requantization
+ * of tf_requantize_offset_s8() (fixed_point.h), in one of two forms:
+ *  - fast (shift >= 0): multiplier = 2M - 2^32 (M TFLM's multiplier), shift =
+ *    the right shift e of the 32-bit result (-TFLM's shift), round_lo/hi the
+ *    64-bit constant 2 (2^30 + 2^(30+e) + output_offset * 2^(31+e)), the
+ *    output offset folded in;
+ *  - slow (shift < 0): TFLM's multiplier, TFLM's shift - 64, round_lo/hi 0;
+ *    the kernel adds the output offset. */
 typedef struct {
   int32_t bias;
   int32_t multiplier;

@@ -28,8 +28,9 @@
  * All compute exactly sum w*x in int32 (wrapping like TFLM's accumulator), so
  * they are bit-exact with each other and with the reference kernels. The
  * output stage is tf_output_s8 (fixed_point.h), shared by the two columns of a
- * row. tf_mat_mult_s8_g2 is compiled twice through an always-inline body: once
- * for a clamp that is the whole int8 range (one SSAT), once for any clamp. */
+ * row. On cores with SSAT, tf_mat_mult_s8_g2 is compiled three times through an
+ * always-inline body: for a clamp that is the whole int8 range (one SSAT), one
+ * whose upper bound is 127 (SSAT and one compare), and any clamp. */
 #include <stddef.h>
 
 #include "dsp_s8.h"
@@ -55,21 +56,84 @@ INLINE int32_t add_wrap(int32_t a, int32_t b) {
   return (int32_t)((uint32_t)a + (uint32_t)b);
 }
 
-/* The two columns' outputs of one row: one channel, its shift tested once
- * (a right shift, the usual case, laid out as the straight path); both
- * computed before either store (a store may alias ch). */
+/* Thumb-2 cores with SSAT (Armv7-M: Cortex-M3, M4, ...): out_pair's fast form in assembly. */
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT && defined(__ARM_ARCH_ISA_THUMB) && __ARM_ARCH_ISA_THUMB == 2
+#define TF_OUT_ASM 1
+#else
+#define TF_OUT_ASM 0
+#endif
+
+/* The two columns' outputs of one row: one channel, its form tested once
+ * (fast, the usual case, laid out as the straight path: fixed_point.h,
+ * tf_requantize_offset_s8); both computed before either store (a store may
+ * alias ch). */
 INLINE void out_pair(int32_t a0, int32_t a1, const TF_CONST_DATA tf_channel_s8 *ch, int32_t offset, int32_t lo, int32_t hi,
                      int full, int8_t *o0, int8_t *o1) {
-  if (__builtin_expect(ch->shift < 0, 1)) {
-    const int8_t v0 = tf_output_s8(a0, ch, offset, lo, hi, full);
-    const int8_t v1 = tf_output_s8(a1, ch, offset, lo, hi, full);
-    *o0 = v0;
-    *o1 = v1;
+  const int32_t e = ch->shift, m = ch->multiplier;
+  if (__builtin_expect(e >= 0, 1)) {
+    const uint32_t k_lo = ch->round_lo;
+    const int32_t k_hi = ch->round_hi;
+#if TF_OUT_ASM
+    { /* tf_requantize_high_s8, the shift and the clamp of both columns */
+      int32_t h0 = k_hi, h1 = k_hi;
+#if !TF_DSP
+      uint32_t l0 = k_lo, l1 = k_lo; /* SMLAL: the 64-bit constant 2K, h0:l0 and h1:l1 */
+#define TF_OUT_PAIR_ASM(SAT)                                                                                   \
+  __asm__("smlal %[l0], %[h0], %[a0], %[m]\n\t"                                                               \
+          "smlal %[l1], %[h1], %[a1], %[m]\n\t"                                                               \
+          "add %[h0], %[h0], %[a0]\n\t"                                                                       \
+          "add %[h1], %[h1], %[a1]\n\t"                                                                       \
+          "add %[h0], %[h0], %[a0], asr #31\n\t"                                                              \
+          "add %[h1], %[h1], %[a1], asr #31\n\t"                                                              \
+          "asr %[h0], %[h0], %[e]\n\t"                                                                        \
+          "asr %[h1], %[h1], %[e]\n\t" SAT                                                                    \
+          : [l0] "+&r"(l0), [h0] "+&r"(h0), [l1] "+&r"(l1), [h1] "+&r"(h1)                                    \
+          : [a0] "r"(a0), [a1] "r"(a1), [m] "r"(m), [e] "r"(e))
+#else
+      /* 2K's low word is 2^31 (fixed_point.h): SMMLAR's rounding constant, so
+       * h = SMMLAR(x, Mn, round_hi) is the high word of 2K + x * Mn without
+       * the 64-bit constant in registers. */
+      (void)k_lo;
+#define TF_OUT_PAIR_ASM(SAT)                                                                                   \
+  __asm__("smmlar %[h0], %[a0], %[m], %[k]\n\t"                                                                \
+          "smmlar %[h1], %[a1], %[m], %[k]\n\t"                                                                \
+          "add %[h0], %[h0], %[a0]\n\t"                                                                       \
+          "add %[h1], %[h1], %[a1]\n\t"                                                                       \
+          "add %[h0], %[h0], %[a0], asr #31\n\t"                                                              \
+          "add %[h1], %[h1], %[a1], asr #31\n\t"                                                              \
+          "asr %[h0], %[h0], %[e]\n\t"                                                                        \
+          "asr %[h1], %[h1], %[e]\n\t" SAT                                                                    \
+          : [h0] "=&r"(h0), [h1] "=&r"(h1)                                                                     \
+          : [a0] "r"(a0), [a1] "r"(a1), [m] "r"(m), [e] "r"(e), [k] "r"(k_hi))
+#endif
+      if (full != 0) { /* the whole int8 range, or [lo, 127]: SSAT, then the lower bound */
+        TF_OUT_PAIR_ASM("ssat %[h0], #8, %[h0]\n\tssat %[h1], #8, %[h1]\n\t");
+        if (full == 2) {
+          h0 = h0 < lo ? lo : h0;
+          h1 = h1 < lo ? lo : h1;
+        }
+      } else {
+        TF_OUT_PAIR_ASM("");
+        h0 = tf_clamp_s8(h0, lo, hi, 0);
+        h1 = tf_clamp_s8(h1, lo, hi, 0);
+      }
+#undef TF_OUT_PAIR_ASM
+      /* STRB of the register as it is (the compiler would sign-extend it first) */
+      __asm__("strb %1, %0" : "=m"(*o0) : "r"(h0));
+      __asm__("strb %1, %0" : "=m"(*o1) : "r"(h1));
+      return;
+    }
+#endif
+    const int32_t v0 = tf_clamp_s8(tf_requantize_high_s8(a0, m, k_lo, k_hi) >> e, lo, hi, full);
+    const int32_t v1 = tf_clamp_s8(tf_requantize_high_s8(a1, m, k_lo, k_hi) >> e, lo, hi, full);
+    *o0 = (int8_t)v0;
+    *o1 = (int8_t)v1;
   } else {
-    const int8_t v0 = tf_output_s8(a0, ch, offset, lo, hi, full);
-    const int8_t v1 = tf_output_s8(a1, ch, offset, lo, hi, full);
-    *o0 = v0;
-    *o1 = v1;
+    const int32_t shift = e + TF_CHANNEL_SLOW_BIAS;
+    const int32_t v0 = tf_clamp_s8(tf_multiply_by_quantized_multiplier_fast(a0, m, shift) + offset, lo, hi, full);
+    const int32_t v1 = tf_clamp_s8(tf_multiply_by_quantized_multiplier_fast(a1, m, shift) + offset, lo, hi, full);
+    *o0 = (int8_t)v0;
+    *o1 = (int8_t)v1;
   }
 }
 
@@ -667,9 +731,18 @@ void tf_mat_mult_s8_g2(const TF_CONST_DATA int8_t *packed, int32_t rows, int32_t
     x1 = x0;
     out1 = out0;
   }
-  if (stage->activation_min == -128 && stage->activation_max == 127) {
-    mat_mult_g2(packed, rows, depth, x0, x1, stage, out0, out1, ext, 1);
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+  /* the clamp (tf_clamp_s8): the whole int8 range, [lo, 127] or any */
+  if (stage->activation_max == 127) {
+    if (stage->activation_min == -128) {
+      mat_mult_g2(packed, rows, depth, x0, x1, stage, out0, out1, ext, 1);
+    } else {
+      mat_mult_g2(packed, rows, depth, x0, x1, stage, out0, out1, ext, 2);
+    }
   } else {
     mat_mult_g2(packed, rows, depth, x0, x1, stage, out0, out1, ext, 0);
   }
+#else
+  mat_mult_g2(packed, rows, depth, x0, x1, stage, out0, out1, ext, 0); /* no SSAT: one clamp for all */
+#endif
 }
