@@ -73,7 +73,8 @@ def test_farm_infer_mixed_int8_model_identical_to_tflite_micro(tmp_path: Path, s
     from farm.codegen import generate
 
     fast = {op for op in generate(path, tmp_path / "gen", name="mixed", variant="user").ops if op.endswith("_fast")}
-    assert fast == {"conv2d_s8_fast", "conv2d_1x1_s8_fast", "depthwise_conv2d_s8_fast", "fully_connected_s8_fast"}
+    assert fast == {"conv2d_s8_fast", "conv2d_1x1_s8_fast", "depthwise_conv2d_s8_fast", "fully_connected_s8_fast",
+                    "add_s8_fast"}
     got = _farm_infer(path, samples, board, tmp_path)
     expected = run_tflm(tflite, samples)
     assert got.dtype == np.int8 and got.shape == expected.shape == (12, 5)

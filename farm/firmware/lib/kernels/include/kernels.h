@@ -222,6 +222,15 @@ tf_status add_s8(const tf_add_params_s8 *params,
                  const tf_dims *input1_dims, const int8_t *input1,
                  const tf_dims *input2_dims, const int8_t *input2,
                  const tf_dims *output_dims, int8_t *output);
+/* int8 ADD of same-shape inputs (no broadcasting), bit-exact with add_s8:
+ * tables holds each input's offset, scaled and rescaled value as TFLM computes
+ * it, indexed by the raw byte (tables[(uint8_t)x1], tables[256 + (uint8_t)x2]),
+ * stage one channel (bias unused) requantizing their sum to the output. The
+ * output may be either input. */
+tf_status add_s8_fast(const tf_out_stage_s8 *stage, const TF_CONST_DATA int32_t *tables,
+                      const tf_dims *input1_dims, const int8_t *input1,
+                      const tf_dims *input2_dims, const int8_t *input2,
+                      const tf_dims *output_dims, int8_t *output);
 tf_status add_f32(const tf_activation_params_f32 *params,
                   const tf_dims *input1_dims, const float *input1,
                   const tf_dims *input2_dims, const float *input2,
