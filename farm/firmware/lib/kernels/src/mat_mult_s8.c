@@ -384,17 +384,12 @@ static void mat_vec(const TF_CONST_DATA int8_t *packed, int32_t rows, int32_t de
                     int8_t *out) {
   const int32_t chunks = (depth + 3) >> 2;
   const int32_t offset = stage->output_offset, lo = stage->activation_min, hi = stage->activation_max;
-  const int full = lo == -128 && hi == 127;
   const TF_CONST_DATA tf_channel_s8 *c = stage->channels, *c_end = c + (rows & ~3);
   const TF_CONST_DATA int8_t *w = packed;
   for (; c != c_end; c += 4, out += 4) {
     int32_t acc[4] = {c[0].bias, c[1].bias, c[2].bias, c[3].bias};
     w = vec_4x1(w, x, depth, acc);
-    if (full) {
-      out_quad(acc, c, offset, lo, hi, 1, out);
-    } else {
-      out_quad(acc, c, offset, lo, hi, 0, out);
-    }
+    out_quad(acc, c, offset, lo, hi, 0, out); /* one clamp for all: few outputs, small code */
   }
   for (int32_t left = rows & 3; left > 0;) {
     const int32_t n = left >= 2 ? 2 : 1;
