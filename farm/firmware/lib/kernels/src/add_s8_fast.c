@@ -74,10 +74,8 @@ INLINE void add_fast_loop(const TF_CONST_DATA int32_t *t1, const TF_CONST_DATA i
 static void add_slow_loop(const TF_CONST_DATA int32_t *t1, const TF_CONST_DATA int32_t *t2,
                           const TF_CONST_DATA tf_channel_s8 *ch, int32_t offset, int32_t lo, int32_t hi,
                           const int8_t *a, const int8_t *b, int8_t *out, int32_t size) {
-  const int32_t m = ch->multiplier, shift = ch->shift + TF_CHANNEL_SLOW_BIAS;
   for (int32_t k = 0; k < size; ++k) {
-    const int32_t x = t1[(uint8_t)a[k]] + t2[(uint8_t)b[k]];
-    out[k] = (int8_t)tf_clamp_s8(tf_multiply_by_quantized_multiplier_fast(x, m, shift) + offset, lo, hi, 0);
+    out[k] = tf_output_s8(t1[(uint8_t)a[k]] + t2[(uint8_t)b[k]], ch, offset, lo, hi, 0);
   }
 }
 
