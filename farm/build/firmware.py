@@ -3,7 +3,11 @@
 Builds are cached by a content hash of everything that goes into the ELF: the
 generated model, the harness, kernels and platform sources, the board, the
 machine and optimization flags, the compiler version and the stack analysis. An
-unchanged input is never rebuilt.
+unchanged input is never rebuilt. A build that failed with a verdict the caller
+names deterministic (``remember_failure``: the linker's "region overflowed", an array
+too large for the core's size_t -- the same input fails the same way) is cached too:
+the next build of that key raises the same error at once (``FirmwareBuildError.cached``),
+so a model that does not fit a board is not rebuilt every night.
 
 The stack is sized in two steps (Arm and RISC-V boards of the local platform): a first link
 with no stack reservation and the RAM region opened (it links whatever the size), whose code and GCC's -fstack-usage frames give the static bound
@@ -45,7 +49,18 @@ CodeReader = Callable[[Path], tuple[Any, Any]]
 
 
 class FirmwareBuildError(RuntimeError):
-    """PlatformIO failed to build the firmware; the message carries its log tail."""
+    """PlatformIO failed to build the firmware; the message carries its log tail.
+    ``cached``: the failure was remembered from an earlier build of the same key (not rebuilt)."""
+
+    def __init__(self, message: str, *, cached: bool = False) -> None:
+        super().__init__(message)
+        self.cached = cached
+
+
+#: a build failure's text -> whether the same input always fails so (then it is cached)
+FailurePolicy = Callable[[str], bool]
+#: the file in a build folder that remembers a deterministic failure
+FAILED_MANIFEST = "failed.json"
 
 
 @dataclass(frozen=True)
@@ -153,11 +168,14 @@ def _platformio_ini(target: BuildTarget, firmware_hash: str, project: Path) -> s
 
 
 def build_firmware(model_dir: Path, target: BuildTarget, state_dir: Path,
-                   code_reader: CodeReader | None = None) -> FirmwareBuild:
+                   code_reader: CodeReader | None = None,
+                   remember_failure: FailurePolicy | None = None) -> FirmwareBuild:
     """Build (or fetch from cache) the firmware for one generated model and target.
 
     ``code_reader``: with it, the stack is sized from its static bound (two links, see the
-    module docstring); without, the linker script's fixed reservation."""
+    module docstring); without, the linker script's fixed reservation. ``remember_failure``:
+    which failures are deterministic verdicts to cache (see the module docstring); a
+    remembered failure is raised again only to a caller that passes a policy."""
     compiler = compiler_version(target.machine.arch) if not target.platform \
         else f"the {target.platform} platform's toolchain (PlatformIO, Arduino framework)"
     sized = code_reader is not None and not target.platform and target.machine.arch in SIZED_STACK_ARCHS
@@ -171,6 +189,11 @@ def build_firmware(model_dir: Path, target: BuildTarget, state_dir: Path,
             info = json.loads(manifest.read_text())
             return FirmwareBuild(elf, key, target.board, compiler, flags, target.machine.float_abi, True,
                                  float(info["build_seconds"]), **info.get("stack", {}))
+        failed = project / FAILED_MANIFEST
+        if remember_failure is not None and failed.is_file():
+            remembered = json.loads(failed.read_text())
+            if remember_failure(remembered["message"]):
+                raise FirmwareBuildError(remembered["message"], cached=True)
         shutil.rmtree(project, ignore_errors=True)
         (project / "src").mkdir(parents=True)
         (project / "include").mkdir()
@@ -179,19 +202,33 @@ def build_firmware(model_dir: Path, target: BuildTarget, state_dir: Path,
         (project / "platformio.ini").write_text(_platformio_ini(target, key, project))
         ensure_core_dir(state_dir)
         started = time.monotonic()
-        if sized:  # first link without a stack, RAM opened: the bound comes from its code (sized_stack)
-            (project / "stack_size").write_text("probe\n")
-        _pio_run(project, target, state_dir, elf)
-        stack: dict[str, Any] = {}
-        if sized:
-            assert code_reader is not None
-            stack = sized_stack(elf, code_reader)
-            (project / "stack_size").write_text(f"{stack['stack_reserved_bytes']}\n")
-            _pio_run(project, target, state_dir, elf)  # relinks only: the link command changed
+        try:
+            stack = _link(project, target, state_dir, elf, code_reader if sized else None)
+        except FirmwareBuildError as exc:
+            if remember_failure is not None and remember_failure(str(exc)):
+                failed.write_text(json.dumps({"key": key, "board": target.board, "message": str(exc),
+                                              "build_seconds": time.monotonic() - started}, indent=2))
+            raise
         seconds = time.monotonic() - started
         manifest.write_text(json.dumps({"key": key, "board": target.board, "flags": flags,
                                         "compiler": compiler, "build_seconds": seconds, "stack": stack}, indent=2))
     return FirmwareBuild(elf, key, target.board, compiler, flags, target.machine.float_abi, False, seconds, **stack)
+
+
+def _link(project: Path, target: BuildTarget, state_dir: Path, elf: Path,
+          code_reader: CodeReader | None) -> dict[str, Any]:
+    """Build the project into ``elf``; with ``code_reader``, in the two links that size the
+    stack (the first without a reservation, RAM opened: the bound comes from its code) and
+    the stack fields of the build (sized_stack); without, one build and no stack fields."""
+    if code_reader is None:
+        _pio_run(project, target, state_dir, elf)
+        return {}
+    (project / "stack_size").write_text("probe\n")
+    _pio_run(project, target, state_dir, elf)
+    stack = sized_stack(elf, code_reader)
+    (project / "stack_size").write_text(f"{stack['stack_reserved_bytes']}\n")
+    _pio_run(project, target, state_dir, elf)  # relinks only: the link command changed
+    return stack
 
 
 def sized_stack(elf: Path, code_reader: CodeReader) -> dict[str, Any]:

@@ -61,14 +61,19 @@ def prepare_firmware(tflite: Path, name: str, variant: str, device: Any, state: 
     except DoesNotFit:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+    def does_not_fit(text: str) -> str | None:  # a verdict on the sizes: the same input fails the same way
+        return linker_overflow(text, device) or object_too_large(text, gen_dir, device)
+
     try:
         with locked(gen_dir.with_name(f".{gen_dir.name}.lock")):
             if gen_dir.exists():
                 shutil.rmtree(gen_dir)
             tmp.rename(gen_dir)
-            build = build_firmware(gen_dir, target or target_for(device), state, code_reader)
+            build = build_firmware(gen_dir, target or target_for(device), state, code_reader,
+                                   remember_failure=lambda text: does_not_fit(text) is not None)
     except FirmwareBuildError as exc:
-        overflow = linker_overflow(str(exc), device) or object_too_large(str(exc), gen_dir, device)
+        overflow = does_not_fit(str(exc))
         if overflow:
             raise DoesNotFit(overflow) from None
         raise

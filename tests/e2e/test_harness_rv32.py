@@ -155,6 +155,26 @@ def test_a_build_too_big_for_16k_ram_is_does_not_fit_with_the_numbers(tmp_path: 
     # the arena and the stack sized for it at least (the second link, after the bound's)
     assert needed > 20000 + elf_sizes(calib_elf).sections[".stack"]
     assert sentence == f"RAM: needs {needed} bytes, qemu-rv32 has 16384 (refused by the linker)"
+    assert not info.value.cached
+
+    # a deterministic verdict is remembered (by the caller's policy): the next build of the same
+    # key raises the same error at once, without running PlatformIO again
+    def policy(text: str) -> bool:
+        return linker_overflow(text, rv32) is not None
+
+    with pytest.raises(FirmwareBuildError) as first:
+        build_firmware(big, target, state_dir, elf_code_and_graph, remember_failure=policy)
+    assert not first.value.cached and linker_overflow(str(first.value), rv32) == sentence
+    log = Path(str(first.value).split("(log: ")[1].split(")")[0])
+    logged = log.read_text()
+    with pytest.raises(FirmwareBuildError) as again:
+        build_firmware(big, target, state_dir, elf_code_and_graph, remember_failure=policy)
+    assert again.value.cached and str(again.value) == str(first.value)
+    assert log.read_text() == logged  # PlatformIO did not run
+    # a caller without a policy (or whose policy does not call it a verdict) builds again
+    with pytest.raises(FirmwareBuildError) as rebuilt:
+        build_firmware(big, target, state_dir, elf_code_and_graph, remember_failure=lambda text: False)
+    assert not rebuilt.value.cached and linker_overflow(str(rebuilt.value), rv32) == sentence
 
 
 def test_minstret_ticks_are_instructions_times_two_to_the_shift():
