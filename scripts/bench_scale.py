@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,10 @@ class Night:
     exit_code: int
     run: Any  # farm.store.records.RunRecord
     results: list[Any]  # farm.store.records.ResultRecord
+    #: user + system CPU seconds of the night and every process under it (controller, workers,
+    #: emulators, builds: each reaped by its parent, so counted in RUSAGE_CHILDREN)
+    cpu_seconds: float = 0.0
+    db: str = ""  # the night's results database (kept, for a closer look)
 
     def by_key(self) -> dict[tuple[str, str, str], Any]:
         return {(r.device, r.model, r.variant): r for r in self.results}
@@ -89,9 +94,11 @@ class Night:
                 boards[r.device] = boards.get(r.device, 0.0) + float(d["job_ended"]) - float(d["job_started"])
             prepare += float(d.get("prepare_seconds") or 0.0)
             built += 0 if d.get("firmware_cached", True) else 1
-        return {"wall_seconds": round(self.seconds, 1), "pytest_seconds": round(pytest_seconds, 1),
+        return {"wall_seconds": round(self.seconds, 1), "cpu_seconds": round(self.cpu_seconds, 1),
+                "cores_busy": round(self.cpu_seconds / self.seconds, 2) if self.seconds else 0.0,
+                "pytest_seconds": round(pytest_seconds, 1),
                 "judge_and_report_seconds": round(self.seconds - pytest_seconds, 1),
-                "board_job_seconds": {b: round(t, 1) for b, t in sorted(boards.items())},
+                "board_job_seconds": {b: round(t, 1) for b, t in sorted(boards.items())}, "db": self.db,
                 "prepare_job_seconds": round(prepare, 1), "firmware_built": built}
 
 
@@ -105,17 +112,20 @@ def timed_nightly(scheduler: str, extra: list[str], home: str | None = None) -> 
     env = dict(os.environ)
     if home is not None:
         env["FARM_HOME"] = home
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "farm", "nightly", "--no-progress", "--scheduler", scheduler,
                            "--db", url, *extra], cwd=REPO, capture_output=True, text=True, env=env)
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     store = ResultsStore(url)
     runs = store.runs("nightly")
     if not runs:
         raise SystemExit(f"farm nightly --scheduler {scheduler} stored no run (exit {done.returncode}):\n"
                          f"{done.stderr[-3000:]}")
     run = runs[-1]
-    return Night(scheduler, seconds, done.returncode, run, store.results_for_run(run.id))
+    return Night(scheduler, seconds, done.returncode, run, store.results_for_run(run.id), cpu, url)
 
 
 def differences(a: Night, b: Night) -> list[str]:
@@ -169,7 +179,8 @@ def print_comparison(c: dict[str, Any]) -> None:
     for name, b in (("serial", s), ("cluster", k)) + ((("from nothing", c["from_nothing"]),)
                                                        if "from_nothing" in c else ()):
         boards = ", ".join(f"{d} {t:.0f} s" for d, t in b["board_job_seconds"].items()) or "not recorded in process"
-        print(f"  {name}: wall {b['wall_seconds']:.0f} s = pytest {b['pytest_seconds']:.0f} s (builds and "
+        print(f"  {name}: wall {b['wall_seconds']:.0f} s, CPU {b['cpu_seconds']:.0f} s "
+              f"({b['cores_busy']:.2f} cores busy) = pytest {b['pytest_seconds']:.0f} s (builds and "
               f"measurements) + judge and report {b['judge_and_report_seconds']:.0f} s; board jobs: {boards}; "
               f"prepare jobs {b['prepare_job_seconds']:.0f} s, {b['firmware_built']} firmware built")
 
