@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -55,6 +56,15 @@ class FirmwareBuildError(RuntimeError):
     def __init__(self, message: str, *, cached: bool = False) -> None:
         super().__init__(message)
         self.cached = cached
+
+
+_LOG_NAMED = re.compile(r"\(log: (\S+?build\.log)\)")
+
+
+def build_log_of(message: str) -> Path | None:
+    """The build log a FirmwareBuildError's message names ("... failed (log: PATH):"), None if none."""
+    named = _LOG_NAMED.search(message)
+    return Path(named.group(1)) if named is not None else None
 
 
 #: a build failure's text -> whether the same input always fails so (then it is cached)

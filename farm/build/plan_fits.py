@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from farm.build.firmware import build_log_of
 from farm.build.fits import DoesNotFit
 
 
@@ -31,9 +32,6 @@ def max_object_bytes(core: Any) -> int | None:
 
 _TOO_LARGE = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):\d+: error: size of array .(?P<name>\w+). is too large",
                         re.MULTILINE)
-
-
-_LOG_FILE = re.compile(r"\(log: (\S+?build\.log)\)")
 
 
 def check_plan_fits(device: Any, generated: Any) -> None:
@@ -53,10 +51,10 @@ def object_too_large(log: str, generated_dir: Path, device: Any) -> str | None:
     array's bytes (read from its declaration in the generated source, ``generated_dir``),
     None when absent. ``log``: the build error's text, or the build log it names."""
     found = _TOO_LARGE.search(log)
-    named = _LOG_FILE.search(log)
+    named = build_log_of(log)
     if found is None and named is not None:  # the message keeps the log's tail: the errors came first
         try:
-            found = _TOO_LARGE.search(Path(named.group(1)).read_text(errors="replace"))
+            found = _TOO_LARGE.search(named.read_text(errors="replace"))
         except OSError:
             found = None
     if found is None:

@@ -62,8 +62,12 @@ def prepare_firmware(tflite: Path, name: str, variant: str, device: Any, state: 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
+    verdicts: dict[str, str | None] = {}  # each failure's text classified once (the build's policy, then here)
+
     def does_not_fit(text: str) -> str | None:  # a verdict on the sizes: the same input fails the same way
-        return linker_overflow(text, device) or object_too_large(text, gen_dir, device)
+        if text not in verdicts:
+            verdicts[text] = linker_overflow(text, device) or object_too_large(text, gen_dir, device)
+        return verdicts[text]
 
     try:
         with locked(gen_dir.with_name(f".{gen_dir.name}.lock")):

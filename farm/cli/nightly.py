@@ -49,7 +49,8 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
 
     \b
     The boards run at once on a Dask cluster (farm/scale): by default a local one
-    started for the night; --scheduler tcp://HOST:8786 (or $FARM_SCHEDULER) sends
+    started for the night (one worker process per core, $FARM_LOCAL_WORKERS to
+    change it); --scheduler tcp://HOST:8786 (or $FARM_SCHEDULER) sends
     the jobs to a lab's, whose `farm worker`s serve their hosts' boards;
     --scheduler in-process measures one board after the other in this process.
     """

@@ -1,7 +1,7 @@
 """The session's cluster: after collection, every planned measurement goes to Dask.
 
 With ``--farm-scheduler`` (or ``$FARM_SCHEDULER``) set to ``local`` (a local cluster
-for the session, one worker per board: farm.scale.cluster) or a scheduler's address,
+for the session, one worker process per core: farm.scale.cluster) or a scheduler's address,
 the plugin submits at the end of collection every (device, model, variant) the
 collected tests will measure (farm.pytest_plugin.planning) and the ``measure``
 fixture returns the finished job's record (farm.scale.dispatch.Dispatcher); the
@@ -76,7 +76,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not users:
         return
     from farm.scale.cluster import open_cluster
-    from farm.scale.dispatch import Dispatcher
+    from farm.scale.dispatch import Dispatcher, board_interleaved
     from farm.scale.jobs import portability_job
     from farm.scale.security import ClusterConfigError, security_for
 
@@ -92,6 +92,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         cluster = open_cluster(scheduler, boards, security=security)
     except OSError as exc:
         raise pytest.UsageError(f"--farm-scheduler {scheduler}: cannot reach the scheduler: {exc}") from None
+    except ClusterConfigError as exc:  # the local cluster's size ($FARM_LOCAL_WORKERS)
+        raise pytest.UsageError(f"--farm-scheduler {scheduler}: {exc}") from None
     progress = config.stash.get(PROGRESS_KEY, None)
     run_id = config.getoption("--farm-run-id")
     lease = lease_policy_for(config, purpose=f"run {run_id}" if run_id is not None else "pytest session")
@@ -104,12 +106,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                        progress=progress.step if progress else None, job=portability_job, prepared=prepared)
     state = SessionCluster(cluster, dispatcher, lease, cells)
     config.stash[CLUSTER_KEY] = state
-    for device, model, variant in planned_measurements(users):
-        dispatcher.submit(state.spec(device, model, variant))
-    for device, model, variant in planned_measurements(users, "portability"):
-        cells.submit(state.spec(device, model, variant))
-    for device, model, variant in planned_measurements(users, "static_portability"):
-        dispatcher.prepare(state.spec(device, model, variant))
+    planned = [(dispatcher.submit, state.spec(*p)) for p in planned_measurements(users)]
+    planned += [(cells.submit, state.spec(*p)) for p in planned_measurements(users, "portability")]
+    planned += [(dispatcher.prepare, state.spec(*p)) for p in planned_measurements(users, "static_portability")]
+    for submit, spec in board_interleaved(planned, lambda job: job[1].board):
+        submit(spec)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

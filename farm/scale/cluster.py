@@ -1,10 +1,13 @@
 """Getting a Dask cluster for a run: a local one sized to the machine, or a lab's by address.
 
-The local cluster (the default of ``farm nightly``) has one worker process per board
-(each advertising exactly that board's resource, one thread: a job at a time per
-process, so nothing in a job needs to be thread-safe) and its scheduler on
-127.0.0.1; it is started and stopped by the command. Host-only work spreads over the
-same workers. A lab's scheduler is reached at its address (``tcp://`` on a trusted
+The local cluster (the default of ``farm nightly``) is sized to the machine: one worker
+process per core (``$FARM_LOCAL_WORKERS`` overrides; never more than one per board), the
+boards dealt over them round-robin, each worker advertising its boards' resources with a
+thread per board plus one for host-only work (as ``farm worker`` on a bench host: a
+board's jobs run one at a time, different boards' at once), and its scheduler on
+127.0.0.1; it is started and stopped by the command. More worker processes than cores
+would only add their start-up and their own in-memory caches: the boards' emulators are
+processes of their own either way. Host-only work spreads over the same workers. A lab's scheduler is reached at its address (``tcp://`` on a trusted
 network, ``tls://`` with the inventory's certificates, farm.scale.security).
 """
 
@@ -17,7 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from farm.scale.resources import resources_for
+from farm.scale.resources import resources_for, split_boards
+from farm.scale.security import ClusterConfigError
 
 #: ``--scheduler`` values that mean "no cluster: measure in this process, one board after the other"
 IN_PROCESS = ("in-process", "none", "serial")
@@ -25,6 +29,8 @@ IN_PROCESS = ("in-process", "none", "serial")
 LOCAL = "local"
 #: the environment variable that names the scheduler (the default of ``--scheduler``)
 SCHEDULER_ENV = "FARM_SCHEDULER"
+#: the environment variable that sets a local cluster's worker processes (default: the cores)
+LOCAL_WORKERS_ENV = "FARM_LOCAL_WORKERS"
 
 
 def is_in_process(scheduler: str | None) -> bool:
@@ -50,27 +56,46 @@ class ClusterSession:
                 self.local.close(timeout=20)
 
 
+def local_workers(boards: int, requested: int | str | None = None) -> int:
+    """How many worker processes a local cluster for ``boards`` boards starts: ``requested``
+    (else ``$FARM_LOCAL_WORKERS``, else this machine's cores), at most one per board, at least one."""
+    raw = requested if requested is not None else os.environ.get(LOCAL_WORKERS_ENV)
+    if raw is None or str(raw).strip() == "":
+        wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    else:
+        try:
+            wanted = int(raw)
+        except ValueError:
+            raise ClusterConfigError(f"{LOCAL_WORKERS_ENV}={raw!r}: not a number of worker processes") from None
+        if wanted < 1:
+            raise ClusterConfigError(f"{LOCAL_WORKERS_ENV}={raw!r}: a local cluster needs at least one worker process")
+    return max(1, min(wanted, boards))
+
+
+def local_layout(boards: Sequence[str], workers: int | str | None = None) -> list[list[str]]:
+    """The boards of each local worker process (farm.scale.resources.split_boards over
+    :func:`local_workers` processes): every board on exactly one."""
+    return split_boards(list(boards), local_workers(len(boards), workers))
+
+
 def local_cluster(boards: Sequence[str], *, security: Any = None, host: str = "127.0.0.1",
-                  host_workers: int = 0) -> Any:
-    """A local cluster: one worker process per board (``board:<name>=1``, one thread) plus
-    ``host_workers`` workers without boards (at least one worker in all), the scheduler
-    on ``host`` with no dashboard. Tasks lost with a worker are not retried elsewhere."""
+                  workers: int | str | None = None) -> Any:
+    """A local cluster: :func:`local_layout`'s worker processes, each advertising its boards
+    (``board:<name>=1``) with one thread per board plus one for host-only work, the
+    scheduler on ``host`` with no dashboard. Tasks lost with a worker are not retried elsewhere."""
     from distributed import Nanny, Scheduler, SpecCluster
 
-    groups: list[list[str]] = [[b] for b in boards] + [[] for _ in range(host_workers)]
-    if not groups:
-        groups = [[]]
-    worker_options: dict[str, Any] = {"nthreads": 1, "memory_limit": 0, "host": host, "dashboard": False}
+    groups = local_layout(boards, workers)
+    worker_options: dict[str, Any] = {"memory_limit": 0, "host": host, "dashboard": False}
     if security is not None:
         worker_options["security"] = security
-    workers = {f"farm-{'-'.join(g) or f'host-{i}'}": {"cls": Nanny, "options": {**worker_options,
-                                                                               "resources": resources_for(g)}}
-               for i, g in enumerate(groups)}
+    workers_spec = {f"farm-{'-'.join(g) or f'host-{i}'}": {"cls": Nanny, "options": {
+        **worker_options, "nthreads": len(g) + 1, "resources": resources_for(g)}} for i, g in enumerate(groups)}
     scheduler_options: dict[str, Any] = {"host": host, "port": 0, "dashboard_address": None,
                                          "allowed_failures": 0}
     if security is not None:
         scheduler_options["security"] = security
-    return SpecCluster(workers=workers, scheduler={"cls": Scheduler, "options": scheduler_options},
+    return SpecCluster(workers=workers_spec, scheduler={"cls": Scheduler, "options": scheduler_options},
                        security=security, silence_logs=logging.ERROR, name="tinyfarm")
 
 

@@ -60,6 +60,23 @@ def lost_record(spec: MeasureSpec, message: str, worker: str | None) -> ResultRe
 BoardJob = Callable[[MeasureSpec, "dict[str, Any] | None", str], JobOutcome]
 
 
+def board_interleaved(items: "list[Any]", board: Callable[[Any], str]) -> "list[Any]":
+    """``items`` dealt round-robin over their boards (each board's own order kept): the order
+    to submit a night's jobs in. Dask runs what was submitted first first, so every board gets
+    its first prepare job and its first board job at the start of the night, instead of the
+    last board in test order waiting for every other board's host-only work."""
+    queues: dict[str, list[Any]] = {}
+    for item in items:
+        queues.setdefault(board(item), []).append(item)
+    dealt: list[Any] = []
+    while queues:
+        for name in list(queues):
+            dealt.append(queues[name].pop(0))
+            if not queues[name]:
+                del queues[name]
+    return dealt
+
+
 def _static_of(prepared: Any) -> Any:
     """The StaticCheck a prepare job made (None when it failed)."""
     return prepared.get("static") if isinstance(prepared, dict) else None

@@ -15,7 +15,8 @@ FIELDS = ("tls_ca_file", "tls_cert", "tls_key")
 
 
 class ClusterConfigError(ValueError):
-    """A ``cluster:`` section that cannot be used (a named file is missing)."""
+    """A cluster that cannot be set up as configured (a ``cluster:`` section's file is missing,
+    a local cluster's size is not a number of workers)."""
 
 
 def security_for(cluster: Any, source: Path | None = None) -> Any:

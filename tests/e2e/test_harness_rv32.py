@@ -15,7 +15,7 @@ import pytest
 
 from farm.board.qemu import EmulatorSpec, QemuBoard
 from farm.board.faults import decode_fault
-from farm.build.firmware import BuildTarget, build_firmware
+from farm.build.firmware import BuildTarget, build_firmware, build_log_of
 from farm.config.inventory import load_inventory
 from farm.config.machine_flags import machine_flags
 from farm.measure.timing import MeasurePlan, measure_timing
@@ -165,7 +165,8 @@ def test_a_build_too_big_for_16k_ram_is_does_not_fit_with_the_numbers(tmp_path: 
     with pytest.raises(FirmwareBuildError) as first:
         build_firmware(big, target, state_dir, elf_code_and_graph, remember_failure=policy)
     assert not first.value.cached and linker_overflow(str(first.value), rv32) == sentence
-    log = Path(str(first.value).split("(log: ")[1].split(")")[0])
+    log = build_log_of(str(first.value))
+    assert log is not None, str(first.value)
     logged = log.read_text()
     with pytest.raises(FirmwareBuildError) as again:
         build_firmware(big, target, state_dir, elf_code_and_graph, remember_failure=policy)

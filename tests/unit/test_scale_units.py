@@ -21,6 +21,37 @@ def test_a_board_is_one_unit_of_its_own_resource():
     assert split_boards(["a", "b", "c"], 2) == [["a", "c"], ["b"]]  # each board on exactly one worker
 
 
+def test_a_local_cluster_is_one_worker_process_per_core_each_board_on_one(monkeypatch):
+    import pytest
+
+    from farm.scale.cluster import LOCAL_WORKERS_ENV, local_layout, local_workers
+
+    boards = ["qemu-m4f", "qemu-m3", "qemu-rv32", "avr-mega2560", "avr-1284p"]
+    monkeypatch.delenv(LOCAL_WORKERS_ENV, raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})  # a 2-core machine
+    assert local_layout(boards) == [["qemu-m4f", "qemu-rv32", "avr-1284p"], ["qemu-m3", "avr-mega2560"]]
+    assert local_workers(1) == 1  # never more worker processes than boards
+    assert local_layout([]) == [[]]  # no boards: one worker for host-only work
+    monkeypatch.setenv(LOCAL_WORKERS_ENV, "5")
+    assert [len(g) for g in local_layout(boards)] == [1, 1, 1, 1, 1]
+    assert local_workers(5, requested=1) == 1
+    monkeypatch.setenv(LOCAL_WORKERS_ENV, "two")
+    with pytest.raises(ValueError, match="FARM_LOCAL_WORKERS='two': not a number"):
+        local_workers(5)
+    monkeypatch.setenv(LOCAL_WORKERS_ENV, "0")
+    with pytest.raises(ValueError, match="at least one worker process"):
+        local_workers(5)
+
+
+def test_a_nights_jobs_are_submitted_round_robin_over_the_boards():
+    from farm.scale.dispatch import board_interleaved
+
+    jobs = [("m4f", 1), ("m4f", 2), ("m4f", 3), ("m3", 1), ("avr", 1), ("avr", 2)]
+    assert board_interleaved(jobs, lambda j: j[0]) == [("m4f", 1), ("m3", 1), ("avr", 1), ("m4f", 2), ("avr", 2),
+                                                      ("m4f", 3)]
+    assert board_interleaved([], lambda j: j[0]) == []
+
+
 def test_a_worker_serves_its_hosts_boards_and_those_it_claims():
     devices = [SimpleNamespace(name="nucleo", host="bench-1"), SimpleNamespace(name="pico", host="bench-2"),
                SimpleNamespace(name="qemu-m3", host=None)]
