@@ -7,8 +7,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from farm.config.inventory import load_inventory
 from farm.pytest_plugin.planning import planned_measurements
+from farm.scale.cluster import LOCAL_WORKERS_ENV, local_layout, local_workers
+from farm.scale.dispatch import board_interleaved
 from farm.scale.resources import board_resource, boards_for_host, boards_of_worker, resources_for, split_boards
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,10 +26,6 @@ def test_a_board_is_one_unit_of_its_own_resource():
 
 
 def test_a_local_cluster_is_one_worker_process_per_core_each_board_on_one(monkeypatch):
-    import pytest
-
-    from farm.scale.cluster import LOCAL_WORKERS_ENV, local_layout, local_workers
-
     boards = ["qemu-m4f", "qemu-m3", "qemu-rv32", "avr-mega2560", "avr-1284p"]
     monkeypatch.delenv(LOCAL_WORKERS_ENV, raising=False)
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})  # a 2-core machine
@@ -44,8 +44,6 @@ def test_a_local_cluster_is_one_worker_process_per_core_each_board_on_one(monkey
 
 
 def test_a_nights_jobs_are_submitted_round_robin_over_the_boards():
-    from farm.scale.dispatch import board_interleaved
-
     jobs = [("m4f", 1), ("m4f", 2), ("m4f", 3), ("m3", 1), ("avr", 1), ("avr", 2)]
     assert board_interleaved(jobs, lambda j: j[0]) == [("m4f", 1), ("m3", 1), ("avr", 1), ("m4f", 2), ("avr", 2),
                                                       ("m4f", 3)]
