@@ -25,9 +25,17 @@
 #define UART_DATA (*(volatile uint32_t *)(UART0_BASE + 0x00u))
 #define UART_STATE (*(volatile uint32_t *)(UART0_BASE + 0x04u))
 #define UART_CTRL (*(volatile uint32_t *)(UART0_BASE + 0x08u))
+#define UART_INTSTATUS (*(volatile uint32_t *)(UART0_BASE + 0x0Cu)) /* write 1 to clear */
 #define UART_BAUDDIV (*(volatile uint32_t *)(UART0_BASE + 0x10u))
 #define UART_STATE_TXFULL (1u << 0)
 #define UART_STATE_RXFULL (1u << 1)
+#define UART_CTRL_TX_RX 0x3u         /* TX and RX enable */
+#define UART_CTRL_RX_INT (1u << 3)   /* RX interrupt enable */
+#define UART_INTSTATUS_RX (1u << 1)
+/* NVIC: UART0's RX interrupt is IRQ 0 on the MPS2 boards (AN385/AN386 application notes) */
+#define NVIC_ISER0 (*(volatile uint32_t *)0xE000E100u)
+#define NVIC_ICPR0 (*(volatile uint32_t *)0xE000E280u)
+#define UART0_RX_IRQ_BIT (1u << 0)
 
 /* CMSDK APB dual timer (CMSDK TRM, ARM DDI0479): two 32-bit down counters */
 #define DUALTIMER_BASE 0x40002000u
@@ -51,6 +59,10 @@
 #define HARNESS_WAKEUP_TICKS 0x00100000u
 #endif
 
+#ifndef HARNESS_UART_SPIN
+#define HARNESS_UART_SPIN 2000u /* polls before sleeping: a byte of a frame in flight comes sooner */
+#endif
+
 #ifndef F_CPU
 #define F_CPU 25000000L
 #endif
@@ -60,7 +72,8 @@ static uint64_t g_timer_last;
 
 void board_init(void) {
   UART_BAUDDIV = 16u;
-  UART_CTRL = 0x3u; /* TX and RX enable */
+  UART_CTRL = UART_CTRL_TX_RX; /* the RX interrupt only while waiting (board_uart_read_byte) */
+  NVIC_ISER0 = UART0_RX_IRQ_BIT;
   SYST_CSR = 0u;    /* no SysTick and no SysTick interrupt (see above) */
   TIMER1_CONTROL = TIMER_CONTROL_32BIT; /* stopped, 32-bit, free-running, no interrupt */
   TIMER2_CONTROL = TIMER_CONTROL_32BIT | TIMER_CONTROL_PRESCALE_256;
@@ -88,8 +101,35 @@ void board_uart_write(const uint8_t *data, size_t len) {
   }
 }
 
+/* Waits for a byte asleep, not spinning: a busy loop kept QEMU at a whole host
+ * core while the farm was slow to send the next request, a core the other boards
+ * of a parallel night needed. WFI with PRIMASK set wakes on the pending UART RX
+ * interrupt without taking it (ARMv7-M: a pending interrupt that PRIMASK alone
+ * masks is a WFI wake-up event), so no handler is needed. The pending state is
+ * cleared before RXFULL is checked: a byte that arrives after the check leaves the
+ * interrupt pending and the WFI returns at once. The RX interrupt is disabled,
+ * cleared and unpended before PRIMASK is cleared, so it is never taken. Only the
+ * host protocol waits here, never a timed window: the counts do not change.
+ * It polls HARNESS_UART_SPIN times first: QEMU hands the UART one byte at a time,
+ * and sleeping between the bytes of one frame made a 1 KiB ping 1.8x slower. */
 uint8_t board_uart_read_byte(void) {
-  while (!(UART_STATE & UART_STATE_RXFULL)) {
+  for (uint32_t spin = 0u; spin < HARNESS_UART_SPIN && !(UART_STATE & UART_STATE_RXFULL); ++spin) {
+  }
+  if (!(UART_STATE & UART_STATE_RXFULL)) {
+    __asm volatile("cpsid i" ::: "memory");
+    UART_CTRL = UART_CTRL_TX_RX | UART_CTRL_RX_INT;
+    for (;;) {
+      UART_INTSTATUS = UART_INTSTATUS_RX;
+      NVIC_ICPR0 = UART0_RX_IRQ_BIT;
+      if (UART_STATE & UART_STATE_RXFULL) {
+        break;
+      }
+      __asm volatile("dsb\n\twfi" ::: "memory");
+    }
+    UART_CTRL = UART_CTRL_TX_RX;
+    UART_INTSTATUS = UART_INTSTATUS_RX;
+    NVIC_ICPR0 = UART0_RX_IRQ_BIT;
+    __asm volatile("cpsie i" ::: "memory");
   }
   return (uint8_t)UART_DATA;
 }
