@@ -32,8 +32,9 @@ def serve(scheduler: str, boards: Sequence[str], *, host_name: str, security: An
           connect_timeout: float = 30.0, started: Callable[[str], None] | None = None) -> None:
     """Run the worker until the scheduler goes away or the process is stopped."""
     os.environ[WORKER_HOST_ENV] = host_name
-    from farm.scale.cluster import prepare_state
+    from farm.scale.cluster import prepare_state, quiet_engine
 
+    quiet_engine()
     prepare_state()  # this host's state folder, before its jobs run at once
     asyncio.run(_serve(scheduler, list(boards), security=security, listen=listen, name=name,
                        nthreads=nthreads or max(1, len(boards)), connect_timeout=connect_timeout, started=started))

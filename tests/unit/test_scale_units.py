@@ -3,15 +3,19 @@ measurements the collected HIL tests will ask for, and a board no worker serves.
 
 from __future__ import annotations
 
+import copy
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import dask
 import pytest
 
 from farm.config.inventory import load_inventory
 from farm.pytest_plugin.planning import planned_measurements
-from farm.scale.cluster import LOCAL_WORKERS_ENV, local_layout, local_workers
+from farm.scale.cluster import (ENGINE_SETTINGS, LOCAL_WORKERS_ENV, engine_env_name, local_layout, local_workers,
+                                quiet_engine)
 from farm.scale.dispatch import board_interleaved
 from farm.scale.resources import board_resource, boards_for_host, boards_of_worker, resources_for, split_boards
 
@@ -99,3 +103,27 @@ def test_a_board_no_worker_serves_is_infra_error_after_the_wait():
     assert time.monotonic() - started < 30
     assert outcome.record.status == "infra-error"
     assert f"no worker advertises board:{device.name}" in outcome.record.message
+
+
+
+def test_dask_background_work_the_farm_does_not_read_is_turned_down_unless_the_user_set_it(monkeypatch):
+    assert engine_env_name("distributed.admin.system-monitor.interval") == "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL"
+    for key in ENGINE_SETTINGS:
+        monkeypatch.delenv(engine_env_name(key), raising=False)
+    monkeypatch.setenv(engine_env_name("distributed.admin.tick.interval"), "50ms")  # the user's own choice
+    saved = copy.deepcopy(dask.config.config)
+    applied: dict[str, object] = {}
+    try:
+        dask.config.set({"distributed.admin.tick.interval": "50ms"})
+        applied = quiet_engine()
+        assert set(applied) == set(ENGINE_SETTINGS) - {"distributed.admin.tick.interval"}
+        assert dask.config.get("distributed.admin.tick.interval") == "50ms"
+        assert dask.config.get("distributed.worker.profile.enabled") is False
+        assert dask.config.get("distributed.admin.system-monitor.interval") == "2s"
+        # what a worker process started from here reads from its environment
+        assert os.environ[engine_env_name("distributed.worker.profile.enabled")] == "False"
+    finally:
+        dask.config.config.clear()
+        dask.config.config.update(saved)
+        for key in applied:  # set by quiet_engine itself, not through monkeypatch
+            os.environ.pop(engine_env_name(key), None)
