@@ -61,7 +61,7 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     from farm.judge.budgets import stored_verdicts
     from farm.judge.coverage import missing_boards
     from farm.report.console import SIZE_TABLES_KEY, print_budgets, print_comparison, print_size_tables, \
-        print_triad, print_verdict, result_json
+        print_triad, print_verdict, result_json, time_use_text
     from farm.config.state import state_dir
     from farm.pytest_plugin.suite import HIL_SUITE
     from farm.store.vcs import git_commit
@@ -112,6 +112,9 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
                              firmware_cached=progress.cached, thresholds=thresholds.source,
                              devices_file=str(inventory_file), keyword=keyword, scheduler=cluster,
                              missing_boards=missing)
+    use = time_use_of(store.run(run_id))
+    if use is not None:
+        store.update_run_details(run_id, time_use=use)
     store.finish_run(run_id, status)
     comparison.current = store.run(run_id)
 
@@ -125,6 +128,8 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
     print_comparison(out, comparison)
     print_budgets(out, budgets)
     print_verdict(out, run_id, status, comparison, progress.summary(), budgets, missing)
+    if use is not None:
+        out.print(time_use_text(use, seconds), soft_wrap=True)
     if junit and junit.is_file():
         add_to_junit(junit, comparison, records)
     if report_file:
@@ -136,10 +141,21 @@ def nightly(ctx: click.Context, junit: Path | None, keyword: str | None, as_json
         for record in records:
             click.echo(json.dumps(result_json(record)))
         click.echo(json.dumps({"comparison": comparison.to_json(), "budgets": budgets, SIZE_TABLES_KEY: sizes,
-                               "status": status, "missing_boards": missing}))
+                               "status": status, "missing_boards": missing, "time_use": use}))
     if status == "error":
         sys.exit(EXIT_BAD_INPUT if code == pytest.ExitCode.USAGE_ERROR else EXIT_FAILED)
     sys.exit(EXIT_OK if status == "passed" else EXIT_FAILED)
+
+
+def time_use_of(run: Any) -> dict[str, Any] | None:
+    """Where the night's cluster jobs spent their time (farm.scale.time_use), from the job spans the
+    HIL session stored in the run (None: measured in process)."""
+    spans = (run.details or {}).get("cluster_jobs") if run is not None else None
+    if not spans:
+        return None
+    from farm.scale.time_use import time_use
+
+    return time_use(spans).to_json()
 
 
 def size_tables(project: Any, state: Path, records: Sequence[Any]) -> dict[str, Any]:

@@ -41,6 +41,15 @@ class SessionCluster:
 
         return MeasureSpec(device, model, variant, self.lease)
 
+    def job_spans(self) -> list[dict[str, Any]]:
+        """Every job of the session on the cluster so far, in start order: its key, kind
+        (board / prepare), board, worker, start and end (epoch seconds; ``ended`` None: no end
+        seen), and ``error`` when it raised (farm.scale.dispatch.job_spans)."""
+        from farm.scale.dispatch import job_spans
+
+        log = list(self.dispatcher.job_log) + (list(self.cells.job_log) if self.cells is not None else [])
+        return job_spans(log)
+
     def close(self) -> None:
         try:
             self.dispatcher.close()

@@ -43,6 +43,9 @@ def farm_results(pytestconfig: pytest.Config, farm_state: Path) -> Iterator[tupl
     if own_run:
         run_id = store.start_run("pytest", git_commit())
     yield store, run_id
+    cluster = session_cluster(pytestconfig)
+    if cluster is not None:  # where and when each job ran, for the run's summary and report
+        store.update_run_details(run_id, cluster_jobs=cluster.job_spans())
     if own_run:
         store.finish_run(run_id, "finished")
 

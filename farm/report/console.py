@@ -230,6 +230,21 @@ def print_verdict(console: Console, run_id: int, status: str, comparison: Any, t
     console.print(escape(tests_line), soft_wrap=True)
 
 
+def time_use_text(use: Mapping[str, Any], wall_seconds: float) -> str:
+    """One line on where a cluster night's time went (``use``: farm.scale.time_use.TimeUse.to_json)."""
+    boards = use.get("board_seconds", {})
+    busiest = ", ".join(f"{b} {s:.0f} s" for b, s in sorted(boards.items(), key=lambda x: -x[1]))
+    workers = use.get("workers", {})
+    text = (f"time (wall-clock seconds on the workers): {wall_seconds:.0f} s for the HIL suite; board jobs "
+            f"{sum(use.get('board_jobs', {}).values())} on {len(boards)} boards and {len(workers)} workers over "
+            f"{use.get('span_seconds', 0):.0f} s ({busiest}); no board job running for "
+            f"{use.get('idle_seconds', 0):.0f} s of it; prepare jobs (convert, generate, build, static check) "
+            f"{use.get('prepare_jobs', 0)}, {use.get('prepare_seconds', 0):.0f} s")
+    if use.get("lost"):
+        text += f"; {use['lost']} board job(s) lost with their worker"
+    return text
+
+
 def print_budgets(console: Console, budgets: Sequence[Mapping[str, Any]], *, all_rows: bool = False) -> None:
     """The run's budget verdicts: how many held, and a table of the broken ones (``all_rows``: of
     every one) — model, variant, board, budget, limit, measured, verdict."""

@@ -17,8 +17,11 @@ Faults end a board's night, never the run:
   the night for a worker to join (a worker that joins late gets its boards' jobs),
   then its jobs are ``infra-error``.
 
-Every job's start and end on its worker is kept in :attr:`Dispatcher.job_log` (from
-the Dask event topic farm.scale.jobs.JOB_TOPIC).
+A job that raises on its worker (a bug, a result that does not travel) is ``infra-error``
+naming the exception; its board goes on. Every job's start and end on its worker (board jobs,
+and the host-only prepare jobs this dispatcher submitted) is kept in
+:attr:`Dispatcher.job_log` (from the Dask event topic farm.scale.jobs.JOB_TOPIC, shared with
+the other dispatchers of the client through farm.scale.events).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from collections.abc import Callable
 from typing import Any
 
 import farm
-from farm.scale.jobs import JOB_TOPIC, PROGRESS_TOPIC, JobOutcome, MeasureSpec, measure_job, prepare_job
+from farm.scale.events import router_of
+from farm.scale.jobs import JOB_TOPIC, PREPARE, PROGRESS_TOPIC, JobOutcome, MeasureSpec, measure_job, prepare_job
 from farm.scale.resources import board_resource, boards_of_worker
 from farm.store.records import ResultRecord
 from farm.store.status import Status
@@ -47,17 +51,20 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
 
 
-def lost_record(spec: MeasureSpec, message: str, worker: str | None) -> ResultRecord:
-    """The record of a measurement the cluster lost: ``infra-error`` with the sentence and worker."""
+def lost_record(spec: MeasureSpec, message: str, worker: str | None, infra: str = "WorkerLost") -> ResultRecord:
+    """The record of a measurement the cluster lost: ``infra-error`` with the sentence and worker
+    (``infra``: what kind of loss, in the details)."""
     device = spec.device
     return ResultRecord(device=device.name, model=spec.model, variant=spec.variant, status=Status.INFRA_ERROR,
                         message=message, unit=device.unit, farm_version=farm.__version__,
                         created_at=dt.datetime.now(dt.timezone.utc), host=device.host,
-                        details={"infra": "WorkerLost", "worker": worker, "kernels": spec.kernels})
+                        details={"infra": infra, "worker": worker, "kernels": spec.kernels})
 
 
 #: a board job: (spec, what its prepare job said, its Dask key) -> JobOutcome (farm.scale.jobs)
 BoardJob = Callable[[MeasureSpec, "dict[str, Any] | None", str], JobOutcome]
+#: a host-only prepare job: (device, model, variant, kernels, project) -> what it made (farm.scale.jobs)
+HostJob = Callable[..., "dict[str, Any]"]
 
 
 def board_interleaved(items: "list[Any]", board: Callable[[Any], str]) -> "list[Any]":
@@ -77,6 +84,23 @@ def board_interleaved(items: "list[Any]", board: Callable[[Any], str]) -> "list[
     return dealt
 
 
+def job_spans(log: "list[dict[str, Any]]") -> "list[dict[str, Any]]":
+    """The start / end events of a job log (Dispatcher.job_log) as one span per job, in start
+    order: key, kind, board, worker, started, ended (None: no end seen: it was lost), error."""
+    spans: dict[str, dict[str, Any]] = {}
+    for event in log:
+        key = str(event.get("key", ""))
+        span = spans.setdefault(key, {"key": key, "kind": event.get("kind"), "board": event.get("board"),
+                                      "worker": event.get("worker"), "started": None, "ended": None})
+        if event.get("event") == "start":
+            span.update(started=event.get("at"), worker=event.get("worker"))
+        else:
+            span["ended"] = event.get("at")
+            if event.get("error"):
+                span["error"] = event["error"]
+    return sorted(spans.values(), key=lambda s: (s["started"] is None, s["started"] or 0.0))
+
+
 def _static_of(prepared: Any) -> Any:
     """The StaticCheck a prepare job made (None when it failed)."""
     return prepared.get("static") if isinstance(prepared, dict) else None
@@ -92,13 +116,16 @@ class Dispatcher:
     """Board jobs of one run on a cluster (a distributed.Client); see the module docstring.
     ``job`` is what runs on the board: the measurement (default), or farm.scale.jobs'
     ``portability_job`` / ``profile_job``. A lost job's record is an ``infra-error``
-    ResultRecord whatever the job (``lost_record``)."""
+    ResultRecord whatever the job (``lost_record``). ``host_job`` is the host-only job before
+    each board job (farm.scale.jobs' ``prepare_job``)."""
 
     def __init__(self, client: Any, *, job_timeout: float = DEFAULT_JOB_TIMEOUT,
                  worker_wait: float = DEFAULT_WORKER_WAIT, progress: Callable[[str], None] | None = None,
-                 job: BoardJob = measure_job, prepared: "dict[Key, Any] | None" = None) -> None:
+                 job: BoardJob = measure_job, prepared: "dict[Key, Any] | None" = None,
+                 host_job: HostJob = prepare_job) -> None:
         self.client = client
         self.job = job
+        self.host_job = host_job
         #: (board, model, variant) -> its host-only prepare job; dispatchers of one run share it
         self.prepared: dict[Key, Any] = prepared if prepared is not None else {}
         self.job_timeout = job_timeout
@@ -110,22 +137,31 @@ class Dispatcher:
         self.dead: dict[str, tuple[str, str | None, Key | None]] = {}  # board -> (why, worker, the lost job)
         self.served_by: dict[str, str] = {}  # board -> the worker that advertised it
         self.job_log: list[dict[str, Any]] = []
-        self._running: dict[str, dict[str, Any]] = {}  # dask key -> its start event
+        self._running: dict[str, dict[str, Any]] = {}  # dask key -> its start event (board jobs)
+        self._own: set[str] = set()  # the dask keys of the jobs this dispatcher submitted
         self._lock = threading.Lock()
-        client.subscribe_topic(JOB_TOPIC, self._on_job_event)
-        client.subscribe_topic(PROGRESS_TOPIC, self._on_progress)
+        self._events = router_of(client)
+        self._events.listen(JOB_TOPIC, self._on_job_event)
+        self._events.listen(PROGRESS_TOPIC, self._on_progress)
 
     # ----------------------------------------------------------------- events from workers
     def _on_job_event(self, event: tuple[float, dict[str, Any]]) -> None:
         _, message = event
         with self._lock:
+            if message.get("key") not in self._own:  # another dispatcher's job
+                return
             self.job_log.append(dict(message))
+            if message.get("kind") == PREPARE:
+                return
             if message.get("event") == "start":
                 self._running[message["key"]] = {**message, "seen": time.monotonic()}
             else:
                 self._running.pop(message.get("key", ""), None)
 
     def _on_progress(self, event: tuple[float, dict[str, Any]]) -> None:
+        with self._lock:
+            if event[1].get("key") not in self._own:
+                return
         if self.progress is not None:
             self.progress(str(event[1].get("message", "")))
 
@@ -137,7 +173,9 @@ class Dispatcher:
         future = self.prepared.get(key3)
         if future is None:
             tag = _slug(f"{spec.board}-{spec.model}-{spec.variant}-{uuid.uuid4().hex[:6]}")
-            future = self.client.submit(prepare_job, spec.device, spec.model, spec.variant, spec.kernels,
+            with self._lock:
+                self._own.add(f"prepare-{tag}")
+            future = self.client.submit(self.host_job, spec.device, spec.model, spec.variant, spec.kernels,
                                         spec.project, key=f"prepare-{tag}", pure=False)
             self.prepared[key3] = future
         return future
@@ -151,6 +189,8 @@ class Dispatcher:
         key = f"{self.job.__name__.removesuffix('_job')}-{_slug(f'{spec.board}-{spec.model}-{spec.variant}')}" \
               f"-{uuid.uuid4().hex[:6]}"
         self.keys[key3] = key
+        with self._lock:
+            self._own.add(key)
         self.futures[key3] = self.client.submit(self.job, spec, prepared, key, key=key, pure=False,
                                                 resources={board_resource(spec.board): 1})
 
@@ -183,12 +223,13 @@ class Dispatcher:
                     return self._dead_outcome(spec)
                 try:
                     return future.result()
-                except Exception as exc:  # noqa: BLE001 -- a lost worker, or a bug re-raised below
+                except Exception as exc:  # noqa: BLE001 -- a lost worker, or the job's own failure
                     lost = self._lost(spec, exc)
-                    if lost is None:
-                        raise
-                    return lost
-            found = self._check(spec)
+                    return lost if lost is not None else self._failed_outcome(spec, exc)
+            try:
+                found = self._check(spec)
+            except (OSError, TimeoutError):  # the scheduler did not answer this time: asked again
+                found = None
             if found is not None:
                 return found
             try:
@@ -210,11 +251,22 @@ class Dispatcher:
             return None
         return self._dead_outcome(spec)
 
+    def _failed_outcome(self, spec: MeasureSpec, exc: BaseException) -> JobOutcome:
+        """The job raised on its worker instead of handing back an outcome: ``infra-error``
+        naming the exception (its board goes on: the next job may well run)."""
+        worker = self._started_on(spec)
+        where = f" on worker {worker}" if worker else ""
+        message = f"{spec.label}: the job failed{where}: {type(exc).__name__}: {exc}"
+        now = time.time()
+        return JobOutcome(spec.board, worker or "none", now, now,
+                          lost_record(spec, message, worker, infra=type(exc).__name__))
+
     def _started_on(self, spec: MeasureSpec) -> str | None:
+        """The worker ``spec``'s board job started on (None: no start event seen)."""
         key = self.keys.get((spec.board, spec.model, spec.variant))
         with self._lock:
-            started = self._running.get(key or "")
-        return started["worker"] if started else None
+            starts = [m for m in self.job_log if m.get("key") == key and m.get("event") == "start"]
+        return str(starts[-1]["worker"]) if starts else None
 
     def _dead_outcome(self, spec: MeasureSpec) -> JobOutcome:
         why, worker, lost = self.dead[spec.board]
@@ -305,8 +357,8 @@ class Dispatcher:
                 self.client.cancel(pending)
             except Exception:  # noqa: BLE001 -- the cluster is going away anyway
                 pass
-        for topic in (JOB_TOPIC, PROGRESS_TOPIC):
+        for topic, handler in ((JOB_TOPIC, self._on_job_event), (PROGRESS_TOPIC, self._on_progress)):
             try:
-                self.client.unsubscribe_topic(topic)
-            except Exception:  # noqa: BLE001
+                self._events.unlisten(topic, handler)
+            except Exception:  # noqa: BLE001 -- the cluster is going away anyway
                 pass

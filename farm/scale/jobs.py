@@ -43,6 +43,9 @@ JOB_TOPIC = "farm-jobs"
 PROGRESS_TOPIC = "farm-progress"
 #: set by ``farm worker``: the bench host this worker runs on
 WORKER_HOST_ENV = "FARM_WORKER_HOST"
+#: the ``kind`` of a host-only prepare job's events on JOB_TOPIC (a board job's: BOARD)
+PREPARE = "prepare"
+BOARD = "board"
 
 
 @dataclass(frozen=True)
@@ -123,9 +126,19 @@ def reach_locally(device: Any) -> Any:
     return device
 
 
-def _progress(board: str) -> Any:
+def current_key() -> str:
+    """The Dask key of the task running this code ("" outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().get_current_task())
+    except (ImportError, ValueError):
+        return ""
+
+
+def _progress(board: str, key: str) -> Any:
     def step(message: str) -> None:
-        log_event(PROGRESS_TOPIC, {"board": board, "message": message})
+        log_event(PROGRESS_TOPIC, {"board": board, "key": key, "message": message})
 
     return step
 
@@ -143,11 +156,16 @@ def prepare_job(device: Any, model: str, variant: str, kernels: str = "optimized
 
     state = state_dir()
     started = time.monotonic()
+    key = current_key()
+    event = {"kind": PREPARE, "key": key, "board": device.name, "worker": worker_address(), "pid": os.getpid()}
+    log_event(JOB_TOPIC, {**event, "event": "start", "at": time.time()})
     try:
         enter_project(project)
         check = replace(static_check(device, model, variant, state, kernels), made_on=worker_address())
     except Exception as exc:  # noqa: BLE001 -- reported by the board job, by the one map
         return {"error": f"{type(exc).__name__}: {exc}", "worker": worker_address()}
+    finally:
+        log_event(JOB_TOPIC, {**event, "event": "end", "at": time.time()})
     done: dict[str, Any] = {"static": check, "prepare_seconds": round(time.monotonic() - started, 3),
                             "worker": worker_address()}
     if check.build is not None:  # the ELF by value, for a board job on a machine with another cache
@@ -173,19 +191,25 @@ def receive_artifact(prepared: dict[str, Any] | None) -> str | None:
             if installed else "already in this worker's cache")
 
 
-def _board_job(board: str, key: str, run: Any) -> JobOutcome:
+def run_board_job(board: str, key: str, run: Any) -> JobOutcome:
+    """``run()`` as the board job ``key`` of ``board``: its start and end on JOB_TOPIC (the end
+    also when it raises, with the error), a busy or quarantined board as ``skipped``."""
     worker = worker_address()
     started = time.time()
-    log_event(JOB_TOPIC, {"event": "start", "key": key, "board": board, "worker": worker, "at": started,
-                          "pid": os.getpid()})
+    event = {"kind": BOARD, "key": key, "board": board, "worker": worker, "pid": os.getpid()}
+    log_event(JOB_TOPIC, {**event, "event": "start", "at": started})
+    failed = None
     try:
         record = run()
         skipped = None
     except (DeviceBusy, DeviceQuarantined) as exc:
         record, skipped = None, str(exc)
-    ended = time.time()
-    log_event(JOB_TOPIC, {"event": "end", "key": key, "board": board, "worker": worker, "at": ended,
-                          "pid": os.getpid()})
+    except Exception as exc:  # the controller reports it (farm.scale.dispatch); the end is logged first
+        failed = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        ended = time.time()
+        log_event(JOB_TOPIC, {**event, "event": "end", "at": ended, **({"error": failed} if failed else {})})
     return JobOutcome(board, worker, started, ended, record, skipped)
 
 
@@ -199,9 +223,9 @@ def measure_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: 
 
     def run() -> ResultRecord:
         return measure_one(reach_locally(spec.device), spec.model, spec.variant, state=state_dir(),
-                           kernels=spec.kernels, lease=spec.lease, progress=_progress(spec.board))
+                           kernels=spec.kernels, lease=spec.lease, progress=_progress(spec.board, key))
 
-    outcome = _board_job(spec.board, key, run)
+    outcome = run_board_job(spec.board, key, run)
     record = outcome.record
     if record is not None:
         record.host = spec.device.host  # where the board is, as the inventory says
@@ -225,9 +249,9 @@ def portability_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, k
 
     enter_project(spec.project)
     receive_artifact(prepared)
-    return _board_job(spec.board, key, lambda: portability_cell(
+    return run_board_job(spec.board, key, lambda: portability_cell(
         reach_locally(spec.device), spec.model, spec.variant, state_dir(), lease=spec.lease,
-        progress=_progress(spec.board)))
+        progress=_progress(spec.board, key)))
 
 
 def profile_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: str = "") -> JobOutcome:
@@ -236,9 +260,9 @@ def profile_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: 
 
     enter_project(spec.project)
     receive_artifact(prepared)
-    return _board_job(spec.board, key, lambda: profile_one(
+    return run_board_job(spec.board, key, lambda: profile_one(
         reach_locally(spec.device), spec.model, spec.variant, state=state_dir(), kernels=spec.kernels,
-        lease=spec.lease, progress=_progress(spec.board)))
+        lease=spec.lease, progress=_progress(spec.board, key)))
 
 
 def noop_job(seconds: float = 0.0, key: str = "") -> float:

@@ -110,6 +110,16 @@ def test_second_nightly_rebuilds_nothing_is_much_faster_and_reports_no_regressio
     assert len(results) == MEASUREMENTS and all(r.status == "ok" and len(r.window_counts) == r.windows
                                                 for r in results)
     assert {r.variant for r in results} == set(VARIANTS)
+    # where the night's time went (farm.scale.time_use): every board job of the cluster, none lost
+    use = run.details["time_use"]
+    boards = set(load_inventory(DEVICES).names)
+    assert set(use["board_seconds"]) == boards and sum(use["board_jobs"].values()) >= MEASUREMENTS
+    assert use["lost"] == 0 and use["prepare_jobs"] >= MEASUREMENTS
+    assert {b for served in use["workers"].values() for b in served} == boards
+    assert all(s["ended"] is not None and "error" not in s for s in run.details["cluster_jobs"])
+    assert {r.details["worker"] for r in results} == set(use["workers"])
+    assert "time (wall-clock seconds on the workers)" in out
+    assert f"board jobs {sum(use['board_jobs'].values())} on {len(boards)} boards" in out
     junit = ET.parse(nightly_home / "second.xml").getroot()
     suites = {s.get("name"): s for s in junit.iter("testsuite")}
     assert suites["farm.judge.regression"].get("tests") == str(MEASUREMENTS)
