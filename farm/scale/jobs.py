@@ -156,18 +156,18 @@ def prepare_job(device: Any, model: str, variant: str, kernels: str = "optimized
 
     state = state_dir()
     started = time.monotonic()
-    key = current_key()
-    event = {"kind": PREPARE, "key": key, "board": device.name, "worker": worker_address(), "pid": os.getpid()}
+    worker = worker_address()
+    event = {"kind": PREPARE, "key": current_key(), "board": device.name, "worker": worker, "pid": os.getpid()}
     log_event(JOB_TOPIC, {**event, "event": "start", "at": time.time()})
     try:
         enter_project(project)
-        check = replace(static_check(device, model, variant, state, kernels), made_on=worker_address())
+        check = replace(static_check(device, model, variant, state, kernels), made_on=worker)
     except Exception as exc:  # noqa: BLE001 -- reported by the board job, by the one map
-        return {"error": f"{type(exc).__name__}: {exc}", "worker": worker_address()}
+        return {"error": f"{type(exc).__name__}: {exc}", "worker": worker}
     finally:
         log_event(JOB_TOPIC, {**event, "event": "end", "at": time.time()})
     done: dict[str, Any] = {"static": check, "prepare_seconds": round(time.monotonic() - started, 3),
-                            "worker": worker_address()}
+                            "worker": worker}
     if check.build is not None:  # the ELF by value, for a board job on a machine with another cache
         done["artifact"] = export_build(check.build, state)
         done.update(firmware_cached=check.build.cached, build_seconds=round(check.build.build_seconds, 3))
