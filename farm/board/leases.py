@@ -50,6 +50,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from farm.board.infra import BoardUnavailable, InfraError
 from farm.config.state import default_db_url, state_dir
 from farm.store.engine import get_engine, normalize_url
+from farm.store.migrations import create_tables
 from farm.store.status import Status
 
 DEFAULT_TTL = 60.0  # seconds a lease lives without a heartbeat
@@ -240,7 +241,7 @@ class LeaseManager:
         self.database_key = database_key(url)
         # the results store's engine (psycopg 3 for postgresql://, SQLite waits for locks)
         self.engine: Engine = get_engine(url)
-        _Base.metadata.create_all(self.engine)
+        create_tables(self.engine, _Base.metadata)  # safe while other workers open a new database
         self.ttl = ttl
         self.heartbeat_seconds = heartbeat if heartbeat is not None else max(ttl / 3.0, 0.05)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

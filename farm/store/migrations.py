@@ -18,9 +18,33 @@ from sqlalchemy.exc import SQLAlchemyError
 from farm.store.errors import ResultsError
 
 
+#: how many times :func:`create_tables` tries again after another process created a table first
+CREATE_ATTEMPTS = 5
+
+
+def create_tables(engine: Engine, metadata: MetaData) -> None:
+    """Create the tables (and indexes) of ``metadata`` that are missing, safely while other
+    processes open the same new database: SQLAlchemy's ``create_all`` checks, then creates, so
+    two processes can both find a table missing and the second one's CREATE fails ("table ...
+    already exists"; on PostgreSQL a duplicate table or type). Such a failure is tried again,
+    which then finds the table there; one that persists (or any other error) is raised."""
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            metadata.create_all(engine)
+            return
+        except SQLAlchemyError as exc:
+            if attempt == CREATE_ATTEMPTS - 1 or not _created_by_another(exc):
+                raise
+
+
+def _created_by_another(exc: SQLAlchemyError) -> bool:
+    text_of = str(getattr(exc, "orig", None) or exc).lower()
+    return "already exists" in text_of or "duplicate" in text_of
+
+
 def migrate_schema(engine: Engine, metadata: MetaData) -> None:
     """Create the tables of ``metadata`` that are missing, then migrate the ones that exist."""
-    metadata.create_all(engine)
+    create_tables(engine, metadata)
     inspector = inspect(engine)
     for table in metadata.sorted_tables:
         have = {c["name"]: c for c in inspector.get_columns(table.name)}
