@@ -57,6 +57,8 @@ class Session:
         self._pending: list[Frame] = []
         #: the device's frame limit, learnt from its identity (READY or IDENTIFY)
         self.max_payload = MAX_PAYLOAD
+        #: the input the harness holds in its staging buffer (None: unknown), see load_input
+        self._staged: bytes | None = None
 
     # -- framing -----------------------------------------------------------
     def _next_frame(self, timeout: float, waiting_for: str) -> Frame:
@@ -71,6 +73,8 @@ class Session:
                 raise DeviceHung(f"lost the connection while waiting for {waiting_for}: {exc}") from None
             self._pending.extend(self._decoder.feed(data))
         frame = self._pending.pop(0)
+        if frame.type in (MsgType.READY, MsgType.FAULT):  # the board (re)booted or stopped: its input is gone
+            self._staged = None
         if frame.type == MsgType.FAULT:
             count = len(frame.payload) // 4
             raise DeviceFault(struct.unpack(f"<{count}I", frame.payload[: 4 * count]))
@@ -115,10 +119,22 @@ class Session:
         return self._request(MsgType.PING, payload)
 
     def load_input(self, data: bytes) -> None:
+        """Put ``data`` in the harness's input staging buffer, in frames of the device's limit.
+
+        Not sent again when the board already holds exactly these bytes from this session's
+        last load: the harness copies the staged input into the model's before every inference
+        and never writes the staging buffer otherwise (main.c), so the timed sample, loaded
+        again as the first test sample, costs no second transfer (on an emulator's UART the
+        transfer is most of a large model's measurement). A board that boots again or faults
+        has lost it; a load that fails part-way leaves it unknown."""
+        if self._staged is not None and data == self._staged:
+            return
+        self._staged = None
         chunk = self.max_payload - 4
         for offset in range(0, max(len(data), 1), chunk):
             reply = self._request(MsgType.LOAD_INPUT, struct.pack("<I", offset) + data[offset : offset + chunk])
             self._check(reply, "LOAD_INPUT")
+        self._staged = bytes(data)
 
     def run(self, count: int, timeout: float | None = None) -> None:
         reply = self._request(MsgType.RUN, struct.pack("<I", count), timeout)

@@ -74,3 +74,49 @@ def test_lost_connection_is_a_hang_not_a_crash():
 
     with pytest.raises(DeviceHung, match="lost the connection while waiting for boot"):
         Session(Gone(None), timeout=1).wait_ready()
+
+
+def test_the_input_the_board_holds_is_not_sent_again_until_it_may_have_lost_it():
+    board = FakeBoard(64, size=300)
+    session = Session(board, timeout=1)
+    session.wait_ready()
+    data = bytes(i % 251 for i in range(300))
+
+    def loads() -> int:
+        return sum(1 for f in board.requests if f.type == MsgType.LOAD_INPUT)
+
+    session.load_input(data)
+    sent = loads()
+    assert sent == -(-300 // 60)
+    session.load_input(bytes(data))  # equal bytes: the harness's staging buffer has them
+    assert loads() == sent
+    session.load_input(data[::-1])  # other bytes: sent
+    assert loads() == 2 * sent and bytes(board.memory) == data[::-1]
+    board.out += encode(MsgType.READY, b"board=fake\nmax_payload=64\n")  # the board booted again
+    assert session.read_output(4) == data[::-1][:4]  # the READY frame passes by on the way
+    session.load_input(data[::-1])  # its staging buffer is gone: sent again
+    assert loads() == 3 * sent
+
+
+def test_a_load_that_fails_part_way_is_sent_whole_next_time():
+    board = FakeBoard(64, size=300)
+    session = Session(board, timeout=1)
+    session.wait_ready()
+    data = bytes(range(200))
+    real_write = board.write
+    calls = {"n": 0}
+
+    def failing_write(frame: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("cable pulled")
+        real_write(frame)
+
+    board.write = failing_write  # type: ignore[method-assign]
+    with pytest.raises(DeviceHung):
+        session.load_input(data)
+    board.write = real_write  # type: ignore[method-assign]
+    before = sum(1 for f in board.requests if f.type == MsgType.LOAD_INPUT)
+    session.load_input(data)
+    assert sum(1 for f in board.requests if f.type == MsgType.LOAD_INPUT) - before == -(-200 // 60)
+    assert bytes(board.memory[:200]) == data
