@@ -313,9 +313,14 @@ class _Measured:
 def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: MeasurePlan | None = None,
                 progress: Progress = _quiet, target: BuildTarget | None = None,
                 preflight: bool = True, kernels: str = "optimized",
-                lease: LeasePolicy | None = None, artifacts: ModelArtifacts | None = None) -> ResultRecord:
+                lease: LeasePolicy | None = None, artifacts: ModelArtifacts | None = None,
+                observe: Callable[[Job, np.ndarray | None], None] | None = None) -> ResultRecord:
     """Measure one model variant on one device; never raises for a board problem
     (DeviceBusy / DeviceQuarantined propagate: the caller skips the device).
+
+    ``observe(job, outputs)``, once the board is given back: the job's stages and the board's
+    outputs of the test samples (None: the board work did not get that far), for a caller that
+    makes more of the same job (farm.measure.portability_matrix.measure_and_cell).
 
     ``artifacts``: measure these (a user's .tflite, farm.models.user_tflite: ``model`` and
     ``variant`` are then its name and the variant its file is) instead of the zoo's.
@@ -350,6 +355,8 @@ def measure_one(device: Any, model: str, variant: str, *, state: Path, plan: Mea
 
     job = run_job(device, model, variant, state=state, work=measure, art=artifacts, target=target, kernels=kernels,
                   fits=preflight, portable=preflight, lease=lease, progress=progress)
+    if observe is not None:
+        observe(job, measured[0].outputs if measured and job.ok else None)
     record = _base_record(device, model, variant)
     art, fw = job.art, job.firmware
     if art is not None:

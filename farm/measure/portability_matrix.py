@@ -25,6 +25,8 @@ from farm.store.status import CellStatus
 if TYPE_CHECKING:
     from farm.board.driver import BoardConnection
     from farm.board.leases import LeasePolicy
+    from farm.measure.job import Job
+    from farm.store.records import ResultRecord
 
 #: statuses of a cell (farm.store.status.CellStatus); "portable" is a cell that passed every
 #: static check and was not run (--static-only, or no driver reaches its board)
@@ -57,6 +59,9 @@ class PortabilityCell:
     compiler_flags: str | None = None
     elf: str | None = None
     violations: list[dict[str, Any]] = field(default_factory=list)
+    #: made from the measurement's job (its first test sample's inference: measure_and_cell),
+    #: not from a job of its own
+    shared_job: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,14 +93,10 @@ def portability_cell(device: Any, model: str, variant: str, state: Path, *, run:
     board work. Never raises for a build, a check or a board problem (a board the farm
     cannot reach is an infra-error cell); DeviceBusy / DeviceQuarantined propagate (the
     caller reports the device skipped). ``lease``: the policy the board is leased under."""
-    from farm.board.session import DeviceHung
-    from farm.measure.job import Board, Job, cell_status, run_job
-    from farm.measure.softfloat_calls import count_softfloat_calls
+    from farm.measure.job import Board, run_job
 
-    cell = PortabilityCell(model, variant, device.name, device_flash_bytes=device.flash_bytes,
-                           device_ram_bytes=device.ram_bytes)
     ran: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (sample, output, reference)
-    not_counted = ""
+    not_counted: list[str] = []
 
     def one_inference(job: Job, board: BoardConnection | None) -> None:
         assert board is not None and job.art is not None
@@ -108,29 +109,98 @@ def portability_cell(device: Any, model: str, variant: str, state: Path, *, run:
         ran.append((sample, got, ref))
 
     def count_softfloat(job: Job) -> None:
-        nonlocal not_counted
-        report, elf = job.portability, job.elf
-        assert report is not None and elf is not None and job.firmware is not None
-        if not report.softfloat_calls or getattr(device, "emulator", None) is None:
-            return
-        if str(device.emulator.kind) != "qemu":  # the count comes from QEMU's execution trace
-            not_counted = (f"; soft-float calls per inference not counted (no execution trace on "
-                           f"{device.emulator.kind}: the static call sites are counted)")
-            return
-        macs = job.firmware.generated.macs
-        if macs > SOFTFLOAT_TRACE_MAX_MACS:
-            not_counted = (f"; soft-float calls per inference not counted ({macs:,} MACs > the trace "
-                           f"budget of {SOFTFLOAT_TRACE_MAX_MACS:,}: the execution trace would take minutes)")
-            return
-        progress(f"{device.name}: {model}/{variant}: counting soft-float calls")
-        try:
-            report.softfloat_calls_measured = count_softfloat_calls(device, elf, ran[0][0].tobytes())
-        except DeviceHung as exc:  # the execution trace of a big soft-float model is too slow
-            not_counted = f"; soft-float calls per inference not counted (trace did not finish: {exc})"
+        not_counted.append(_count_softfloat(job, ran[0][0].tobytes(), progress))
 
     job = run_job(device, model, variant, state=state, work=one_inference, after_board=count_softfloat,
                   board=Board.IF_DRIVER if run else Board.NONE, doing="one inference on the board of",
                   lease=lease, progress=progress)
+    return _cell_of(job, ran[0] if ran else None, "".join(not_counted))
+
+
+def measure_and_cell(device: Any, model: str, variant: str, state: Path, *, kernels: str = "optimized",
+                     progress: Callable[[str], None] = lambda _: None,
+                     lease: LeasePolicy | None = None) -> tuple[ResultRecord, PortabilityCell | None]:
+    """The measurement (farm.measure.job.measure_one) and, from the same job, the matrix cell:
+    the first test sample's inference of the measurement stands for the cell's one inference
+    (the same ELF, flashed once, the same input), so a nightly that asks for both flashes and
+    loads the board once. The cell is None when the measurement did not get as far as the test
+    samples' outputs on the board (a hang, a fault, a board the farm could not use part-way):
+    the caller then makes the cell on its own (portability_cell), whose one inference may
+    still run. A job that stopped before the board (does not fit, not portable, a build
+    error) gives the cell that verdict, as portability_cell would."""
+    from farm.measure.job import cell_status, measure_one, status_of
+
+    seen: dict[str, Any] = {}
+
+    def observe(job: Job, outputs: np.ndarray | None) -> None:
+        seen["job"] = job
+        if outputs is None or job.art is None:
+            return
+        sample = np.ascontiguousarray(job.art.test_inputs[0])
+        ref = np.ascontiguousarray(job.art.ref_outputs[0])
+        seen["ran"] = (sample, np.ascontiguousarray(outputs[0]).reshape(ref.shape), ref)
+        try:
+            seen["not_counted"] = _count_softfloat(job, sample.tobytes(), progress)
+        except Exception as exc:  # the one map, as in the cell's own job; the measurement stands
+            found = status_of(exc, job.device, job.elf)
+            if found is None:
+                raise
+            seen["not_counted"], seen["count_failed"] = "", found
+
+    record = measure_one(device, model, variant, state=state, kernels=kernels, lease=lease, progress=progress,
+                         observe=observe)
+    job = seen.get("job")
+    if job is None:
+        return record, None
+    if "ran" in seen:
+        cell = _cell_of(job, seen["ran"], seen["not_counted"])
+        cell.shared_job = True
+        if "count_failed" in seen:  # the soft-float count's own failure is the cell's, as in its own job
+            status, cell.reason = seen["count_failed"]
+            cell.status = cell_status(status)
+        return record, cell
+    if not job.ok and not job.on_board:  # stopped before the board: the same verdict as the cell's own job
+        cell = _cell_of(job, None, "")
+        cell.shared_job = True
+        return record, cell
+    return record, None
+
+
+def _count_softfloat(job: Job, sample: bytes, progress: Callable[[str], None]) -> str:
+    """Count the soft-float calls of one inference of ``sample`` on an emulated board (into
+    ``job.portability.softfloat_calls_measured``); what was not counted and why, as the suffix
+    of the cell's reason ("" when counted or when the build makes no soft-float calls)."""
+    from farm.board.session import DeviceHung
+    from farm.measure.softfloat_calls import count_softfloat_calls
+
+    device, model, variant = job.device, job.model, job.variant
+    report, elf = job.portability, job.elf
+    assert report is not None and elf is not None and job.firmware is not None
+    if not report.softfloat_calls or getattr(device, "emulator", None) is None:
+        return ""
+    if str(device.emulator.kind) != "qemu":  # the count comes from QEMU's execution trace
+        return (f"; soft-float calls per inference not counted (no execution trace on "
+                f"{device.emulator.kind}: the static call sites are counted)")
+    macs = job.firmware.generated.macs
+    if macs > SOFTFLOAT_TRACE_MAX_MACS:
+        return (f"; soft-float calls per inference not counted ({macs:,} MACs > the trace "
+                f"budget of {SOFTFLOAT_TRACE_MAX_MACS:,}: the execution trace would take minutes)")
+    progress(f"{device.name}: {model}/{variant}: counting soft-float calls")
+    try:
+        report.softfloat_calls_measured = count_softfloat_calls(device, elf, sample)
+    except DeviceHung as exc:  # the execution trace of a big soft-float model is too slow
+        return f"; soft-float calls per inference not counted (trace did not finish: {exc})"
+    return ""
+
+
+def _cell_of(job: Job, ran: tuple[np.ndarray, np.ndarray, np.ndarray] | None, not_counted: str) -> PortabilityCell:
+    """The cell of a finished job: its build, its scan, and the inference ``ran`` on the board
+    (sample, output, reference; None: not run)."""
+    from farm.measure.job import cell_status
+
+    device, model, variant = job.device, job.model, job.variant
+    cell = PortabilityCell(model, variant, device.name, device_flash_bytes=device.flash_bytes,
+                           device_ram_bytes=device.ram_bytes)
     fw, report = job.firmware, job.portability
     if fw is not None:
         cell.elf, cell.float_abi, cell.compiler_flags = str(fw.build.elf), fw.build.float_abi, fw.build.compiler_flags
@@ -149,12 +219,12 @@ def portability_cell(device: Any, model: str, variant: str, state: Path, *, run:
         cell.status, cell.reason = cell_status(job.status), job.message or ""
         return cell
     assert report is not None
-    if not ran:  # static checks only: --static-only, or no driver reaches the board
+    if ran is None:  # static checks only: --static-only, or no driver reaches the board
         cell.status, cell.reason = CellStatus.PORTABLE, report.summary()
         if job.no_driver is not None:
             cell.reason += f" (static checks only: {job.no_driver})"
         return cell
-    _, got, ref = ran[0]
+    _, got, ref = ran
     cell.status, cell.reason = CellStatus.RUNS, report.summary() + not_counted
     if not _output_matches(got, ref, variant):
         cell.status = CellStatus.FAILED

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from farm.pytest_plugin.hooks import PROGRESS_KEY, lease_policy_for, load_inventory_for
-from farm.pytest_plugin.planning import planned_measurements
+from farm.pytest_plugin.planning import MERGED_KEY, merged_runs, planned_measurements
 
 
 @dataclass
@@ -35,11 +35,13 @@ class SessionCluster:
     dispatcher: Any  # farm.scale.dispatch.Dispatcher of measure jobs
     lease: Any  # farm.board.leases.LeasePolicy
     cells: Any = None  # farm.scale.dispatch.Dispatcher of portability jobs (the ``portability`` fixture)
+    #: (device, model, variant) whose measure job also makes the cell (planning.merged_runs)
+    merged: frozenset[tuple[str, str, str]] = frozenset()
 
     def spec(self, device: Any, model: str, variant: str) -> Any:
         from farm.scale.jobs import MeasureSpec
 
-        return MeasureSpec(device, model, variant, self.lease)
+        return MeasureSpec(device, model, variant, self.lease, cell=(device.name, model, variant) in self.merged)
 
     def job_spans(self) -> list[dict[str, Any]]:
         """Every job of the session on the cluster so far, in start order: its key, kind
@@ -77,12 +79,14 @@ def session_cluster(config: pytest.Config) -> SessionCluster | None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
-    scheduler = scheduler_of(config)
-    if scheduler is None or config.getoption("collectonly"):
+    if config.getoption("collectonly"):
         return
     users = [i for i in session.items
              if {"measure", "portability", "static_portability"} & set(getattr(i, "fixturenames", ()))]
-    if not users:
+    merged = merged_runs(users)
+    config.stash[MERGED_KEY] = merged
+    scheduler = scheduler_of(config)
+    if scheduler is None or not users:
         return
     from farm.scale.cluster import open_cluster
     from farm.scale.dispatch import Dispatcher, board_interleaved
@@ -113,10 +117,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     cells = Dispatcher(cluster.client, job_timeout=float(config.getoption("--farm-job-timeout")),
                        worker_wait=float(config.getoption("--farm-worker-wait")),
                        progress=progress.step if progress else None, job=portability_job, prepared=prepared)
-    state = SessionCluster(cluster, dispatcher, lease, cells)
+    state = SessionCluster(cluster, dispatcher, lease, cells, merged)
     config.stash[CLUSTER_KEY] = state
     planned = [(dispatcher.submit, state.spec(*p)) for p in planned_measurements(users)]
-    planned += [(cells.submit, state.spec(*p)) for p in planned_measurements(users, "portability")]
+    planned += [(cells.submit, state.spec(*p)) for p in planned_measurements(users, "portability")
+                if (p[0].name, p[1], p[2]) not in merged]  # the measure job makes those
     planned += [(dispatcher.prepare, state.spec(*p)) for p in planned_measurements(users, "static_portability")]
     for submit, spec in board_interleaved(planned, lambda job: job[1].board):
         submit(spec)

@@ -106,17 +106,25 @@ def farm_user_models(farm_state: Path) -> dict[str, Any]:
 @pytest.fixture
 def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
             farm_measurements: dict[tuple[str, str, str], Any], pytestconfig: pytest.Config,
-            farm_leases: Any, farm_lease_policy: Any, farm_user_models: dict[str, Any]) -> Measure:
+            farm_leases: Any, farm_lease_policy: Any, farm_user_models: dict[str, Any],
+            farm_cells: dict[tuple[str, str, str], Any]) -> Measure:
     """``measure(model, variant, on=None)`` -> ResultRecord (measured once per session: in this
     process, or on the session's cluster, farm.pytest_plugin.cluster). ``model`` is a model's
     name (the project's, or the zoo's) or the path of a ``.tflite`` file, measured like
     ``farm run --model PATH.tflite`` (its variant is the file's; ``variant`` may be omitted and
-    must agree when given), always in this process."""
+    must agree when given), always in this process.
+
+    A (device, model, variant) the session also asks a portability cell of (planned after
+    collection: farm.pytest_plugin.planning.merged_runs) is measured together with its cell,
+    in one job (farm.measure.portability_matrix.measure_and_cell): the board is flashed and
+    loaded once for both, and the cell waits in ``farm_cells``."""
     from farm.measure.job import measure_one
+    from farm.pytest_plugin.planning import merged_of
 
     store, run_id = farm_results
     progress = pytestconfig.stash.get(PROGRESS_KEY, None)
     cluster = session_cluster(pytestconfig)
+    merged = merged_of(pytestconfig)
 
     def _measure(model: str | Path, variant: str | None = None, on: Any = None) -> Any:
         target = on or device
@@ -137,9 +145,11 @@ def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
                 if outcome.skipped is not None:
                     pytest.skip(outcome.skipped)
                 record = outcome.record
+                if outcome.cell is not None:
+                    farm_cells.setdefault(key, outcome.cell)
                 started = time.monotonic() - max(outcome.ended - outcome.started, 0.0)
             else:
-                record = _measured_here(target, name, variant, user)
+                record = _measured_here(target, name, variant, user, with_cell=user is None and key in merged)
             quarantine_if_needed(farm_leases, target.name, record)
             record.id = store.add_result(run_id, record)
             record.run_id = run_id
@@ -148,14 +158,21 @@ def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
                 progress.measured(record, time.monotonic() - started)
         return farm_measurements[key]
 
-    def _measured_here(target: Any, model: str, variant: str, user: UserModel | None) -> Any:
+    def _measured_here(target: Any, model: str, variant: str, user: UserModel | None, with_cell: bool) -> Any:
         from farm.board.leases import DeviceBusy
+        from farm.measure.portability_matrix import measure_and_cell
 
+        step = progress.step if progress else _quiet
         try:
             with farm_leases.leased(target.name, wait=farm_lease_policy.wait):  # held by `device` already
-                record = measure_one(target, model, variant, state=farm_state,
-                                     progress=progress.step if progress else _quiet, lease=farm_lease_policy,
-                                     artifacts=user.art if user is not None else None)
+                if with_cell:
+                    record, cell = measure_and_cell(target, model, variant, farm_state, progress=step,
+                                                    lease=farm_lease_policy)
+                    if cell is not None:
+                        farm_cells.setdefault((target.name, model, variant), cell)
+                else:
+                    record = measure_one(target, model, variant, state=farm_state, progress=step,
+                                         lease=farm_lease_policy, artifacts=user.art if user is not None else None)
         except DeviceBusy as exc:
             pytest.skip(str(exc))
         if user is not None:
@@ -219,19 +236,29 @@ def farm_cells() -> dict[tuple[str, str, str], Any]:
 
 @pytest.fixture
 def portability(device: Any, farm_state: Path, farm_cells: dict[tuple[str, str, str], Any],
-                pytestconfig: pytest.Config, farm_leases: Any, farm_lease_policy: Any) -> Callable[..., Any]:
+                pytestconfig: pytest.Config, farm_leases: Any, farm_lease_policy: Any,
+                request: pytest.FixtureRequest) -> Callable[..., Any]:
     """``portability(model, variant)`` -> the ``farm portability`` cell of the device
     (farm.measure.portability_matrix.PortabilityCell): the static checks of the very ELF, then
     one inference on the board (and, on an emulated FPU-less board, its soft-float calls). Made
     once per session: in this process, or as a board job on the session's cluster (a job the
-    cluster lost is an ``infra-error`` cell naming the worker)."""
+    cluster lost is an ``infra-error`` cell naming the worker). When the session also measures
+    the (device, model, variant), the measurement's job makes the cell (``measure``); only a
+    measurement that did not get as far as the test samples' outputs leaves the cell to a job
+    of its own."""
     from farm.measure.portability_matrix import PortabilityCell, lost_cell, portability_cell
+    from farm.pytest_plugin.planning import merged_of
 
     cluster = session_cluster(pytestconfig)
     progress = pytestconfig.stash.get(PROGRESS_KEY, None)
+    merged = merged_of(pytestconfig)
 
     def _cell(model: str, variant: str) -> Any:
         key = (device.name, model, variant)
+        if key in merged and key not in farm_cells:  # made with the measurement, which stores its record
+            record = request.getfixturevalue("measure")(model, variant)
+            if key not in farm_cells and cluster is not None and device.name in cluster.dispatcher.dead:
+                farm_cells[key] = lost_cell(device, model, variant, str(record.message or "lost"))
         if key not in farm_cells:
             quarantined = farm_leases.quarantined(device.name)
             if quarantined is not None:

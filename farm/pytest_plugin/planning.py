@@ -18,7 +18,13 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
+import pytest
+
 Planned = tuple[Any, str, str]  # (device, model, variant)
+Key = tuple[str, str, str]  # (device name, model, variant)
+
+#: the session's (device, model, variant) measured and asked a portability cell of (merged_runs)
+MERGED_KEY = pytest.StashKey[frozenset[Key]]()
 
 
 @lru_cache(maxsize=None)
@@ -65,3 +71,17 @@ def planned_measurements(items: Iterable[Any], fixture: str = "measure") -> list
                     seen.add(key)
                     plan.append((device, m, v))
     return plan
+
+
+def merged_runs(items: Iterable[Any]) -> frozenset[Key]:
+    """The (device name, model, variant) the ``items`` both measure and ask a portability cell of:
+    one job makes both (the measurement's first test sample stands for the cell's inference)."""
+    items = list(items)
+    measured = {(d.name, m, v) for d, m, v in planned_measurements(items)}
+    return frozenset(k for k in ((d.name, m, v) for d, m, v in planned_measurements(items, "portability"))
+                     if k in measured)
+
+
+def merged_of(config: pytest.Config) -> frozenset[Key]:
+    """The session's merged runs (empty before collection finished, or with --collect-only)."""
+    return config.stash.get(MERGED_KEY, frozenset())

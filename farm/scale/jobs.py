@@ -57,6 +57,8 @@ class MeasureSpec:
     variant: str
     lease: LeasePolicy
     kernels: str = "optimized"
+    #: also the portability cell, from the measurement's own job (farm.measure.portability_matrix.measure_and_cell)
+    cell: bool = False
     #: the controller's project file (absolute), activated on the worker before it builds
     project: str | None = field(default_factory=lambda: active_project_file())
 
@@ -80,6 +82,9 @@ class JobOutcome:
     record: Any = None  # ResultRecord | PortabilityCell | Profile
     skipped: str | None = None  # DeviceBusy / DeviceQuarantined: why the board was not used
     details: dict[str, Any] = field(default_factory=dict)
+    #: a measurement's portability cell made from the same job (MeasureSpec.cell); None: not
+    #: asked for, or the measurement did not get far enough on the board to stand for it
+    cell: Any = None
 
 
 def active_project_file() -> str | None:
@@ -215,17 +220,27 @@ def run_board_job(board: str, key: str, run: Any) -> JobOutcome:
 
 def measure_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: str = "") -> JobOutcome:
     """The measurement on the board (needs ``board:<name>``): farm.measure.job.measure_one,
-    with where and when it ran in the record's details (``worker``, ``job_started``, ``job_ended``)."""
+    with where and when it ran in the record's details (``worker``, ``job_started``, ``job_ended``);
+    with ``spec.cell`` also its portability cell from the same job (outcome.cell)."""
     from farm.measure.job import measure_one
+    from farm.measure.portability_matrix import measure_and_cell
 
     enter_project(spec.project)
     shipped = receive_artifact(prepared)
+    cells: list[Any] = []
 
     def run() -> ResultRecord:
-        return measure_one(reach_locally(spec.device), spec.model, spec.variant, state=state_dir(),
-                           kernels=spec.kernels, lease=spec.lease, progress=_progress(spec.board, key))
+        target, progress = reach_locally(spec.device), _progress(spec.board, key)
+        if not spec.cell:
+            return measure_one(target, spec.model, spec.variant, state=state_dir(), kernels=spec.kernels,
+                               lease=spec.lease, progress=progress)
+        record, cell = measure_and_cell(target, spec.model, spec.variant, state_dir(), kernels=spec.kernels,
+                                        lease=spec.lease, progress=progress)
+        cells.append(cell)
+        return record
 
     outcome = run_board_job(spec.board, key, run)
+    outcome.cell = cells[0] if cells else None
     record = outcome.record
     if record is not None:
         record.host = spec.device.host  # where the board is, as the inventory says
