@@ -28,7 +28,7 @@ from farm.measure.job import Board, infer, measure_one, run_job, status_of
 from farm.power.energy import EnergyError, PowerMonitorNotImplementedError
 from farm.preflight.checks import DoesNotFit, NotPortable
 from farm.preflight.disassembly import PortabilityError
-from farm.measure.portability_matrix import CELL_STATUSES, portability_cell
+from farm.measure.portability_matrix import CELL_STATUSES, measure_and_cell, portability_cell
 from farm.preflight.portability import PortabilityReport
 from farm.store.status import CellStatus, Status, Unit
 
@@ -169,6 +169,30 @@ def test_a_failure_before_the_board_never_opens_it(fake_stages, tmp_path: Path, 
     expected = Status.DOES_NOT_FIT if stage == "fits" else Status.ERROR
     assert record.status == expected and cell.status == expected
     assert cell.checked == "static" and not fake_stages["opened"]
+
+
+@pytest.mark.parametrize(("exc", "status", "message"), FAILURES, ids=_ids(FAILURES))
+def test_a_measurement_that_fails_on_the_board_leaves_the_cell_to_its_own_job(fake_stages, tmp_path: Path,
+                                                                               exc, status, message):
+    """measure_and_cell: the record says what happened; no cell is made from a job whose test
+    samples never ran (the cell's own job may still run its one inference)."""
+    fake_stages["raise_at"]["board"] = exc
+    record, cell = measure_and_cell(DEVICE, "sine", "int8", tmp_path)
+    assert (record.status, record.message) == (status, message)
+    assert cell is None
+
+
+@pytest.mark.parametrize("stage", ["model", "firmware", "fits", "portable"])
+def test_a_measurement_that_stops_before_the_board_gives_the_cell_its_verdict(fake_stages, tmp_path: Path,
+                                                                             stage: str):
+    fake_stages["raise_at"][stage] = (DoesNotFit("too big") if stage == "fits"
+                                      else NotPortable("uses the FPU") if stage == "portable"
+                                      else codegen.CodegenError("nope"))
+    record, cell = measure_and_cell(DEVICE, "sine", "int8", tmp_path)
+    own = portability_cell(DEVICE, "sine", "int8", tmp_path)
+    assert cell is not None and cell.shared_job and not own.shared_job
+    assert (cell.status, cell.reason, cell.checked) == (own.status, own.reason, own.checked)
+    assert record.status == cell.status and not fake_stages["opened"]
 
 
 @pytest.mark.parametrize("exc", PROPAGATED, ids=_ids(PROPAGATED))
