@@ -17,6 +17,14 @@ Faults end a board's night, never the run:
   the night for a worker to join (a worker that joins late gets its boards' jobs),
   then its jobs are ``infra-error``.
 
+A board has at most one board job of a dispatcher on the cluster at a time: the next one is
+submitted when the one before it is done (its prepare job long before). Dask's worker runs the
+resource-restricted task of highest priority first, or none: a job queued behind another job
+of a busy board on the same worker held back a free board sharing that worker (measured: the
+whole zoo's qemu-m3 sat 87 s without a job while avr-mega2560, on its worker, had jobs
+queued), and queued board jobs counted as the worker's work, so the scheduler held the
+host-only prepare jobs back too.
+
 A job that raises on its worker (a bug, a result that does not travel) is ``infra-error``
 naming the exception; its board goes on. Every job's start and end on its worker (board jobs,
 and the host-only prepare jobs this dispatcher submitted) is kept in
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections import deque
 import time
 import uuid
 from collections.abc import Callable
@@ -134,6 +143,8 @@ class Dispatcher:
         self.opened = time.monotonic()
         self.futures: dict[Key, Any] = {}
         self.keys: dict[Key, str] = {}
+        self._waiting: dict[str, deque[MeasureSpec]] = {}  # board -> its jobs not yet submitted, in order
+        self._current: dict[str, MeasureSpec] = {}  # board -> its job on the cluster now
         self.dead: dict[str, tuple[str, str | None, Key | None]] = {}  # board -> (why, worker, the lost job)
         self.served_by: dict[str, str] = {}  # board -> the worker that advertised it
         self.job_log: list[dict[str, Any]] = []
@@ -181,18 +192,48 @@ class Dispatcher:
         return future
 
     def submit(self, spec: MeasureSpec) -> None:
-        """Queue the board job (once per (device, model, variant)), after its prepare job."""
+        """Queue the board job (once per (device, model, variant)), after its prepare job (submitted
+        now): on the cluster at once when its board has no job there, else when the board's
+        jobs before it are done (see the module docstring)."""
         key3 = (spec.board, spec.model, spec.variant)
-        if key3 in self.futures:
+        if key3 in self.keys:
             return
-        prepared = self.prepare(spec)
-        key = f"{self.job.__name__.removesuffix('_job')}-{_slug(f'{spec.board}-{spec.model}-{spec.variant}')}" \
-              f"-{uuid.uuid4().hex[:6]}"
-        self.keys[key3] = key
+        self.prepare(spec)
         with self._lock:
-            self._own.add(key)
-        self.futures[key3] = self.client.submit(self.job, spec, prepared, key, key=key, pure=False,
-                                                resources={board_resource(spec.board): 1})
+            self.keys[key3] = f"{self.job.__name__.removesuffix('_job')}-" \
+                              f"{_slug(f'{spec.board}-{spec.model}-{spec.variant}')}-{uuid.uuid4().hex[:6]}"
+            self._own.add(self.keys[key3])
+            now = spec.board not in self._current
+            if now:
+                self._current[spec.board] = spec
+            else:
+                self._waiting.setdefault(spec.board, deque()).append(spec)
+        if now:
+            self._send(spec)
+
+    def _send(self, spec: MeasureSpec) -> None:
+        key3 = (spec.board, spec.model, spec.variant)
+        key = self.keys[key3]
+        future = self.client.submit(self.job, spec, self.prepare(spec), key, key=key, pure=False,
+                                    resources={board_resource(spec.board): 1})
+        with self._lock:
+            self.futures[key3] = future
+        future.add_done_callback(lambda _, board=spec.board: self._send_next(board))
+
+    def _send_next(self, board: str) -> None:
+        """The board's job is done (or cancelled): submit its next one (none for a board set aside)."""
+        with self._lock:
+            queue = self._waiting.get(board)
+            if not queue or board in self.dead:
+                self._current.pop(board, None)
+                return
+            spec = queue.popleft()
+            self._current[board] = spec
+        try:
+            self._send(spec)
+        except Exception:  # noqa: BLE001 -- the client is closing: outcome() reports the board's jobs
+            with self._lock:
+                self._current.pop(board, None)
 
     def static(self, spec: MeasureSpec) -> Any:
         """The static portability check (farm.measure.static_check.StaticCheck) its prepare job
@@ -212,6 +253,18 @@ class Dispatcher:
         ``infra-error`` record naming the worker."""
         self.submit(spec)
         key3 = (spec.board, spec.model, spec.variant)
+        while key3 not in self.futures:  # its board's jobs before it are still on the cluster
+            if spec.board in self.dead:
+                return self._dead_outcome(spec)
+            current = self._current.get(spec.board)
+            try:  # that job lost (its worker gone, timed out, no worker): the board is set aside
+                if current is not None and (current.board, current.model, current.variant) in self.futures:
+                    self._check(current)
+                elif current is None and spec.board not in self.dead:
+                    self._check(spec)
+            except (OSError, TimeoutError):  # the scheduler did not answer this time: asked again
+                pass
+            time.sleep(POLL)
         future = self.futures[key3]
         while True:
             if future.done():
@@ -282,7 +335,9 @@ class Dispatcher:
         if board in self.dead:
             return
         self.dead[board] = (why, worker, lost)
-        pending = [f for k, f in self.futures.items() if k[0] == board and not f.done()]
+        with self._lock:
+            self._waiting.pop(board, None)  # never submitted: each reported as not run
+            pending = [f for k, f in self.futures.items() if k[0] == board and not f.done()]
         if pending:
             self.client.cancel(pending)
 
@@ -351,7 +406,9 @@ class Dispatcher:
 
     def close(self) -> None:
         """Cancel what nobody asked for; stop listening to the workers."""
-        pending = [f for f in self.futures.values() if not f.done()]
+        with self._lock:
+            self._waiting.clear()
+            pending = [f for f in self.futures.values() if not f.done()]
         if pending:
             try:
                 self.client.cancel(pending)

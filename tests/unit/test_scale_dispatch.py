@@ -97,6 +97,41 @@ def test_a_job_that_raises_is_infra_error_naming_the_exception_and_its_board_goe
     assert device.name not in dispatcher.dead
 
 
+def sleepy_job(spec: MeasureSpec, prepared: Any, key: str) -> JobOutcome:
+    return run_board_job(spec.board, key, lambda: time.sleep(1.5 if spec.model == "slow" else 0.05))
+
+
+def test_a_busy_boards_queued_jobs_never_hold_back_a_free_board_on_the_same_worker():
+    """One worker serving two boards: board A's slow job runs and A has more queued; a job of
+    board B submitted after them starts at once, not when A's job ends (Dask runs the
+    resource-restricted task of highest priority first, or none: the dispatcher keeps one job
+    per board on the cluster), and each board's jobs still run in order, one at a time."""
+    from distributed import Client, LocalCluster
+
+    from farm.scale.cluster import quiet_logs
+
+    quiet_logs()
+    a, b = load_inventory(REPO / "devices.yaml").devices[:2]
+    with LocalCluster(n_workers=1, processes=False, threads_per_worker=3, dashboard_address=None,
+                      resources={board_resource(a.name): 1, board_resource(b.name): 1}) as cluster, \
+            Client(cluster, set_as_default=False) as c:
+        dispatcher = Dispatcher(c, job=sleepy_job, host_job=nothing_to_prepare)
+        try:
+            specs = [_spec(a, "slow", "int8"), _spec(a, "fast", "int8"), _spec(a, "fast", "float32"),
+                     _spec(b, "fast", "int8")]
+            for spec in specs[:3]:
+                dispatcher.submit(spec)
+            time.sleep(0.4)  # A's queued jobs reach the worker first
+            dispatcher.submit(specs[3])
+            done = [dispatcher.outcome(spec) for spec in specs]
+        finally:
+            dispatcher.close()
+    slow, a2, a3, b1 = done
+    assert b1.started < slow.ended - 0.5, (b1.started, slow.started, slow.ended)
+    assert slow.ended <= a2.started and a2.ended <= a3.started  # A's jobs in order, one at a time
+    assert all(o.record is None and o.skipped is None for o in done)
+
+
 def test_the_job_log_is_one_span_per_job_in_start_order():
     log = [{"key": "b", "kind": "board", "board": "m3", "worker": "w1", "event": "start", "at": 5.0},
            {"key": "p", "kind": "prepare", "board": "m3", "worker": "w2", "event": "start", "at": 1.0},
