@@ -102,7 +102,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             if getattr(i, "callspec", None) is not None and "device" in i.callspec.params}
     boards = [d.name for d in inventory.devices if d.name in used] or inventory.names
     try:
-        cluster = open_cluster(scheduler, boards, security=security)
+        cluster = open_cluster(scheduler, boards, security=security,
+                               emulated={d.name for d in inventory.devices if d.is_emulated})
     except OSError as exc:
         raise pytest.UsageError(f"--farm-scheduler {scheduler}: cannot reach the scheduler: {exc}") from None
     except ClusterConfigError as exc:  # the local cluster's size ($FARM_LOCAL_WORKERS)

@@ -27,7 +27,8 @@ def run_on_cluster(scheduler: str, inventory: Any, specs: Sequence[MeasureSpec],
     TLS files that are missing, OSError for a scheduler that cannot be reached."""
     security = security_for(inventory.cluster_config, inventory.source)
     boards = list(dict.fromkeys(spec.board for spec in specs))
-    session = open_cluster(scheduler, boards, security=security)
+    session = open_cluster(scheduler, boards, security=security,
+                           emulated={d.name for d in inventory.devices if d.is_emulated})
     dispatcher = Dispatcher(session.client, job_timeout=job_timeout, worker_wait=worker_wait, progress=progress,
                             job=job)
     try:

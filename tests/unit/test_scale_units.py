@@ -47,6 +47,21 @@ def test_a_local_cluster_is_one_worker_process_per_core_each_board_on_one(monkey
         local_workers(5)
 
 
+def test_emulated_boards_share_two_threads_per_core_real_boards_get_one_each():
+    from farm.scale.cluster import worker_threads
+
+    emulated = {"qemu-m4f", "qemu-rv32", "avr-1284p", "qemu-m3", "avr-mega2560"}
+    # the default inventory on 2 cores: two workers of one core each, two threads each
+    assert worker_threads(["qemu-m4f", "qemu-rv32", "avr-1284p"], emulated, 1.0) == 2
+    assert worker_threads(["qemu-m3", "avr-mega2560"], emulated, 1.0) == 2
+    assert worker_threads(["qemu-m3"], emulated, 1.0) == 2  # its jobs and the host-only work
+    assert worker_threads(["qemu-m3", "avr-mega2560"], emulated, 4.0) == 3  # never more than needed
+    assert worker_threads([], emulated, 0.25) == 1  # host-only work alone: one, whatever the share
+    # real boards wait on the board, not on this machine: a thread each, all at once
+    assert worker_threads(["pico", "esp32", "nucleo"], emulated, 1.0) == 4
+    assert worker_threads(["pico", "esp32", "qemu-m3", "qemu-m4f", "qemu-rv32"], emulated, 1.0) == 4
+
+
 def test_a_nights_jobs_are_submitted_round_robin_over_the_boards():
     jobs = [("m4f", 1), ("m4f", 2), ("m4f", 3), ("m3", 1), ("avr", 1), ("avr", 2)]
     assert board_interleaved(jobs, lambda j: j[0]) == [("m4f", 1), ("m3", 1), ("avr", 1), ("m4f", 2), ("avr", 2),
