@@ -14,7 +14,7 @@ Cortex-M3 takes about 3 minutes, ic and vww about 10; bigger models are reported
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,52 +118,43 @@ def portability_cell(device: Any, model: str, variant: str, state: Path, *, run:
 
 
 def measure_and_cell(device: Any, model: str, variant: str, state: Path, *, kernels: str = "optimized",
-                     progress: Callable[[str], None] = lambda _: None,
-                     lease: LeasePolicy | None = None) -> tuple[ResultRecord, PortabilityCell | None]:
-    """The measurement (farm.measure.job.measure_one) and, from the same job, the matrix cell:
-    the first test sample's inference of the measurement stands for the cell's one inference
-    (the same ELF, flashed once, the same input), so a nightly that asks for both flashes and
-    loads the board once. The cell is None when the measurement did not get as far as the test
-    samples' outputs on the board (a hang, a fault, a board the farm could not use part-way):
-    the caller then makes the cell on its own (portability_cell), whose one inference may
-    still run. A job that stopped before the board (does not fit, not portable, a build
-    error) gives the cell that verdict, as portability_cell would."""
+                     progress: Callable[[str], None] = lambda _: None, lease: LeasePolicy | None = None,
+                     artifacts: Any = None, with_cell: bool = True) -> tuple[ResultRecord, PortabilityCell | None]:
+    """The measurement (farm.measure.job.measure_one; ``artifacts`` as there) and, from the same
+    job, the matrix cell: the first test sample's inference of the measurement stands for the
+    cell's one inference (the same ELF, flashed once, the same input), so a nightly that asks
+    for both flashes and loads the board once. The cell is None when the measurement did not
+    get as far as the test samples' outputs on the board (a hang, a fault, a board the farm
+    could not use part-way): the caller then makes the cell on its own (portability_cell), whose
+    one inference may still run. A job that stopped before the board (does not fit, not
+    portable, a build error) gives the cell that verdict, as portability_cell would.
+    ``with_cell=False``: the measurement alone (cell None)."""
     from farm.measure.job import cell_status, measure_one, status_of
 
-    seen: dict[str, Any] = {}
-
-    def observe(job: Job, outputs: np.ndarray | None) -> None:
-        seen["job"] = job
-        if outputs is None or job.art is None:
-            return
-        sample = np.ascontiguousarray(job.art.test_inputs[0])
-        ref = np.ascontiguousarray(job.art.ref_outputs[0])
-        seen["ran"] = (sample, np.ascontiguousarray(outputs[0]).reshape(ref.shape), ref)
-        try:
-            seen["not_counted"] = _count_softfloat(job, sample.tobytes(), progress)
-        except Exception as exc:  # the one map, as in the cell's own job; the measurement stands
-            found = status_of(exc, job.device, job.elf)
-            if found is None:
-                raise
-            seen["not_counted"], seen["count_failed"] = "", found
-
+    seen: list[tuple[Job, np.ndarray | None]] = []
     record = measure_one(device, model, variant, state=state, kernels=kernels, lease=lease, progress=progress,
-                         observe=observe)
-    job = seen.get("job")
-    if job is None:
+                         artifacts=artifacts, observe=(lambda job, out: seen.append((job, out))) if with_cell else None)
+    if not with_cell:
         return record, None
-    if "ran" in seen:
-        cell = _cell_of(job, seen["ran"], seen["not_counted"])
-        cell.shared_job = True
-        if "count_failed" in seen:  # the soft-float count's own failure is the cell's, as in its own job
-            status, cell.reason = seen["count_failed"]
-            cell.status = cell_status(status)
-        return record, cell
-    if not job.ok and not job.on_board:  # stopped before the board: the same verdict as the cell's own job
-        cell = _cell_of(job, None, "")
-        cell.shared_job = True
-        return record, cell
-    return record, None
+    job, outputs = seen[0]  # observe runs whenever measure_one returns
+    if outputs is None:  # stopped before the board: the cell's own job's verdict; on it: its own job
+        return record, (replace(_cell_of(job, None, ""), shared_job=True) if not job.ok and not job.on_board
+                        else None)
+    assert job.art is not None
+    sample = np.ascontiguousarray(job.art.test_inputs[0])
+    ref = np.ascontiguousarray(job.art.ref_outputs[0])
+    ran = (sample, np.ascontiguousarray(outputs[0]).reshape(ref.shape), ref)
+    try:
+        not_counted, failed = _count_softfloat(job, sample.tobytes(), progress), None
+    except Exception as exc:  # the one map, as in the cell's own job; the measurement stands
+        failed = status_of(exc, job.device, job.elf)
+        if failed is None:
+            raise
+        not_counted = ""
+    cell = replace(_cell_of(job, ran, not_counted), shared_job=True)
+    if failed is not None:  # the soft-float count's own failure is the cell's, as in its own job
+        cell.status, cell.reason = cell_status(failed[0]), failed[1]
+    return record, cell
 
 
 def _count_softfloat(job: Job, sample: bytes, progress: Callable[[str], None]) -> str:

@@ -118,7 +118,6 @@ def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
     collection: farm.pytest_plugin.planning.merged_runs) is measured together with its cell,
     in one job (farm.measure.portability_matrix.measure_and_cell): the board is flashed and
     loaded once for both, and the cell waits in ``farm_cells``."""
-    from farm.measure.job import measure_one
     from farm.pytest_plugin.planning import merged_of
 
     store, run_id = farm_results
@@ -144,12 +143,12 @@ def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
                 outcome = cluster.dispatcher.outcome(cluster.spec(target, name, variant))
                 if outcome.skipped is not None:
                     pytest.skip(outcome.skipped)
-                record = outcome.record
-                if outcome.cell is not None:
-                    farm_cells.setdefault(key, outcome.cell)
+                record, cell = outcome.record, outcome.cell
                 started = time.monotonic() - max(outcome.ended - outcome.started, 0.0)
             else:
-                record = _measured_here(target, name, variant, user, with_cell=user is None and key in merged)
+                record, cell = _measured_here(target, name, variant, user, with_cell=user is None and key in merged)
+            if cell is not None:  # made with the measurement: the ``portability`` fixture's
+                farm_cells.setdefault(key, cell)
             quarantine_if_needed(farm_leases, target.name, record)
             record.id = store.add_result(run_id, record)
             record.run_id = run_id
@@ -158,26 +157,22 @@ def measure(device: Any, farm_state: Path, farm_results: tuple[Any, int],
                 progress.measured(record, time.monotonic() - started)
         return farm_measurements[key]
 
-    def _measured_here(target: Any, model: str, variant: str, user: UserModel | None, with_cell: bool) -> Any:
+    def _measured_here(target: Any, model: str, variant: str, user: UserModel | None,
+                       with_cell: bool) -> tuple[Any, Any]:
         from farm.board.leases import DeviceBusy
         from farm.measure.portability_matrix import measure_and_cell
 
-        step = progress.step if progress else _quiet
         try:
             with farm_leases.leased(target.name, wait=farm_lease_policy.wait):  # held by `device` already
-                if with_cell:
-                    record, cell = measure_and_cell(target, model, variant, farm_state, progress=step,
-                                                    lease=farm_lease_policy)
-                    if cell is not None:
-                        farm_cells.setdefault((target.name, model, variant), cell)
-                else:
-                    record = measure_one(target, model, variant, state=farm_state, progress=step,
-                                         lease=farm_lease_policy, artifacts=user.art if user is not None else None)
+                record, cell = measure_and_cell(target, model, variant, farm_state,
+                                                progress=progress.step if progress else _quiet,
+                                                lease=farm_lease_policy, with_cell=with_cell,
+                                                artifacts=user.art if user is not None else None)
         except DeviceBusy as exc:
             pytest.skip(str(exc))
         if user is not None:
             record.details = {**(record.details or {}), **user.provenance}
-        return record
+        return record, cell
 
     return _measure
 

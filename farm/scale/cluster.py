@@ -7,10 +7,12 @@ thread per board plus one for host-only work (as ``farm worker`` on a bench host
 board's jobs run one at a time, different boards' at once) — except that the jobs of the
 boards emulated on this machine and the host-only work share at most two threads per core
 of the worker's share (:func:`worker_threads`: their jobs are this machine's CPU, and more
-of them at once only add contention), and its scheduler on 127.0.0.1; it is started and stopped by the command. More worker processes than cores
-would only add their start-up and their own in-memory caches: the boards' emulators are
-processes of their own either way. Host-only work spreads over the same workers. A lab's scheduler is reached at its address (``tcp://`` on a trusted
-network, ``tls://`` with the inventory's certificates, farm.scale.security).
+of them at once only add contention), and its scheduler on 127.0.0.1; it is started and
+stopped by the command. More worker processes than cores would only add their start-up and
+their own in-memory caches: the boards' emulators are processes of their own either way.
+Host-only work spreads over the same workers. A lab's scheduler is reached at its address
+(``tcp://`` on a trusted network, ``tls://`` with the inventory's certificates,
+farm.scale.security).
 """
 
 from __future__ import annotations
@@ -87,8 +89,8 @@ def worker_threads(boards: Sequence[str], emulated: Collection[str], cores: floa
     and for the emulated ones plus the host-only work one each, at most
     :data:`EMULATED_THREADS_PER_CORE` per core (at least one)."""
     real = sum(1 for b in boards if b not in emulated)
-    host = len(boards) - real + 1
-    return real + max(1, min(host, round(EMULATED_THREADS_PER_CORE * cores)))
+    on_this_machine = len(boards) - real + 1  # the emulated boards' jobs and the host-only work
+    return real + max(1, min(on_this_machine, round(EMULATED_THREADS_PER_CORE * cores)))
 
 
 def machine_cores() -> int:

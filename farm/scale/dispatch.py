@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections import deque
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -258,10 +258,10 @@ class Dispatcher:
                 return self._dead_outcome(spec)
             current = self._current.get(spec.board)
             try:  # that job lost (its worker gone, timed out, no worker): the board is set aside
-                if current is not None and (current.board, current.model, current.variant) in self.futures:
-                    self._check(current)
-                elif current is None and spec.board not in self.dead:
+                if current is None:
                     self._check(spec)
+                elif (current.board, current.model, current.variant) in self.futures:
+                    self._check(current)
             except (OSError, TimeoutError):  # the scheduler did not answer this time: asked again
                 pass
             time.sleep(POLL)

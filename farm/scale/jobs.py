@@ -222,7 +222,6 @@ def measure_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: 
     """The measurement on the board (needs ``board:<name>``): farm.measure.job.measure_one,
     with where and when it ran in the record's details (``worker``, ``job_started``, ``job_ended``);
     with ``spec.cell`` also its portability cell from the same job (outcome.cell)."""
-    from farm.measure.job import measure_one
     from farm.measure.portability_matrix import measure_and_cell
 
     enter_project(spec.project)
@@ -230,12 +229,9 @@ def measure_job(spec: MeasureSpec, prepared: dict[str, Any] | None = None, key: 
     cells: list[Any] = []
 
     def run() -> ResultRecord:
-        target, progress = reach_locally(spec.device), _progress(spec.board, key)
-        if not spec.cell:
-            return measure_one(target, spec.model, spec.variant, state=state_dir(), kernels=spec.kernels,
-                               lease=spec.lease, progress=progress)
-        record, cell = measure_and_cell(target, spec.model, spec.variant, state_dir(), kernels=spec.kernels,
-                                        lease=spec.lease, progress=progress)
+        record, cell = measure_and_cell(reach_locally(spec.device), spec.model, spec.variant, state_dir(),
+                                        kernels=spec.kernels, lease=spec.lease, progress=_progress(spec.board, key),
+                                        with_cell=spec.cell)
         cells.append(cell)
         return record
 
